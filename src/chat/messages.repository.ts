@@ -1,0 +1,182 @@
+import { Injectable } from '@nestjs/common';
+import { and, asc, desc, eq, inArray, lt, ne, sql } from 'drizzle-orm';
+import { DatabaseClient, type Database } from '../database/database.client.js';
+import { images, messages, turns, type TurnError, type TurnStatus } from '../database/schema.js';
+
+export type MessageRow = typeof messages.$inferSelect;
+export type NewMessage = typeof messages.$inferInsert;
+export type TurnRow = typeof turns.$inferSelect;
+export type NewImage = typeof images.$inferInsert;
+
+type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
+
+/** Thrown when a turn with the same idempotency key was started concurrently. */
+export class TurnKeyTaken extends Error {}
+
+function isUniqueViolation(error: unknown): boolean {
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    if ((current as { code?: unknown }).code === '23505') return true;
+  }
+  return false;
+}
+
+/** Messages and the turn bookkeeping around them; every multi-row write is one transaction. */
+@Injectable()
+export class MessagesRepository {
+  constructor(private readonly database: DatabaseClient) {}
+
+  async findTurn(sessionId: string, clientMsgId: string): Promise<TurnRow | null> {
+    const [row] = await this.database.db
+      .select()
+      .from(turns)
+      .where(and(eq(turns.sessionId, sessionId), eq(turns.clientMsgId, clientMsgId)));
+    return row ?? null;
+  }
+
+  /** Inserts the user message and a running turn, in one transaction. */
+  async beginTurn(turn: typeof turns.$inferInsert, userMessage: NewMessage): Promise<void> {
+    try {
+      await this.database.db.transaction(async (tx) => {
+        await tx.insert(messages).values(userMessage);
+        await tx.insert(turns).values(turn);
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new TurnKeyTaken();
+      throw error;
+    }
+  }
+
+  /**
+   * Runs a cancelled or interrupted turn again under the same key: its earlier partial replies
+   * are superseded, so they are removed with their images.
+   */
+  async restartTurn(turnId: string, actionType: TurnRow['actionType']): Promise<void> {
+    await this.database.db.transaction(async (tx) => {
+      const claimed = await tx
+        .update(turns)
+        .set({ status: 'running', actionType, messageIds: [], error: null, finishedAt: null })
+        .where(and(eq(turns.id, turnId), inArray(turns.status, ['cancelled', 'interrupted'])))
+        .returning({ id: turns.id });
+      if (claimed.length === 0) throw new TurnKeyTaken();
+      await tx
+        .delete(messages)
+        .where(and(eq(messages.turnId, turnId), eq(messages.role, 'assistant')));
+    });
+  }
+
+  /** Stores an assistant message (insert or update) and, with it, its image. */
+  async saveMessage(message: NewMessage, image?: NewImage): Promise<void> {
+    await this.database.db.transaction(async (tx) => {
+      await this.upsertMessage(tx, message);
+      if (image) await tx.insert(images).values(image);
+    });
+  }
+
+  /** Ends a turn: its assistant messages and its status land together. */
+  async finishTurn(
+    turnId: string,
+    status: Exclude<TurnStatus, 'running' | 'interrupted'>,
+    assistantMessages: readonly NewMessage[],
+    error: TurnError | null,
+  ): Promise<void> {
+    await this.database.db.transaction(async (tx) => {
+      for (const message of assistantMessages) await this.upsertMessage(tx, message);
+      await tx
+        .update(turns)
+        .set({
+          status,
+          error,
+          messageIds: assistantMessages.map((message) => message.id),
+          finishedAt: new Date(),
+        })
+        .where(eq(turns.id, turnId));
+    });
+  }
+
+  private async upsertMessage(tx: Transaction, message: NewMessage): Promise<void> {
+    await tx
+      .insert(messages)
+      .values(message)
+      .onConflictDoUpdate({
+        target: messages.id,
+        set: {
+          content: message.content,
+          status: message.status,
+          model: message.model,
+          actionType: message.actionType,
+          metadata: message.metadata,
+        },
+      });
+  }
+
+  /** Marks turns left running by a process that died, so their keys can run again. */
+  async interruptRunning(): Promise<number> {
+    const rows = await this.database.db
+      .update(turns)
+      .set({ status: 'interrupted', finishedAt: new Date() })
+      .where(eq(turns.status, 'running'))
+      .returning({ id: turns.id });
+    return rows.length;
+  }
+
+  /** The latest `limit` messages before the turn being run, oldest first, for the model's context. */
+  async context(sessionId: string, exceptTurnId: string, limit: number): Promise<MessageRow[]> {
+    if (limit === 0) return [];
+    const rows = await this.database.db
+      .select()
+      .from(messages)
+      .where(
+        and(
+          eq(messages.sessionId, sessionId),
+          ne(messages.content, ''),
+          sql`${messages.turnId} IS DISTINCT FROM ${exceptTurnId}`,
+        ),
+      )
+      .orderBy(desc(messages.seq))
+      .limit(limit);
+    return rows.reverse();
+  }
+
+  /** Newest first, one extra row to tell if a next page exists. */
+  list(sessionId: string, limit: number, beforeSeq: number | null): Promise<MessageRow[]> {
+    return this.database.db
+      .select()
+      .from(messages)
+      .where(
+        beforeSeq === null
+          ? eq(messages.sessionId, sessionId)
+          : and(eq(messages.sessionId, sessionId), lt(messages.seq, beforeSeq)),
+      )
+      .orderBy(desc(messages.seq))
+      .limit(limit + 1);
+  }
+
+  async find(sessionId: string, messageId: string): Promise<MessageRow | null> {
+    const [row] = await this.database.db
+      .select()
+      .from(messages)
+      .where(and(eq(messages.sessionId, sessionId), eq(messages.id, messageId)));
+    return row ?? null;
+  }
+
+  /** A turn's assistant messages in stream order. */
+  async ofTurn(turn: TurnRow): Promise<MessageRow[]> {
+    if (turn.messageIds.length === 0) return [];
+    const rows = await this.database.db
+      .select()
+      .from(messages)
+      .where(inArray(messages.id, turn.messageIds))
+      .orderBy(asc(messages.seq));
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return turn.messageIds.flatMap((id) => byId.get(id) ?? []);
+  }
+
+  async setDurableUrl(message: MessageRow, url: string): Promise<void> {
+    const image = message.metadata.image;
+    if (!image) return;
+    await this.database.db
+      .update(messages)
+      .set({ metadata: { ...message.metadata, image: { ...image, durable_url: url } } })
+      .where(eq(messages.id, message.id));
+  }
+}

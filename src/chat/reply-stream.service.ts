@@ -1,0 +1,92 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Observable, type Subscriber } from 'rxjs';
+import { type AppConfig } from '../config/app-config.js';
+import { APP_CONFIG } from '../config/config.module.js';
+import type { StoredUsage } from '../database/schema.js';
+import {
+  type ChatMessage,
+  LLM_PROVIDER,
+  type LlmProvider,
+  ProviderError,
+} from '../provider/llm-provider.js';
+import { TurnFailure } from './turn-failure.js';
+
+export type ReplyEvent =
+  /** The first token arrived from `model`: the fallback chain is settled. */
+  | { type: 'start'; model: string }
+  | { type: 'delta'; content: string }
+  | { type: 'end'; usage: StoredUsage | null; generationId: string | null };
+
+/** Streams one assistant reply, falling back through CHAT_MODELS until one yields a token. */
+@Injectable()
+export class ReplyStreamService {
+  private readonly logger = new Logger(ReplyStreamService.name);
+
+  constructor(
+    @Inject(LLM_PROVIDER) private readonly provider: LlmProvider,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** Cold: each subscription is one upstream call chain; unsubscribing aborts it. */
+  stream$(messages: readonly ChatMessage[]): Observable<ReplyEvent> {
+    return new Observable<ReplyEvent>((subscriber) => {
+      const controller = new AbortController();
+      void this.run(messages, controller.signal, subscriber);
+      return () => controller.abort();
+    });
+  }
+
+  private async run(
+    messages: readonly ChatMessage[],
+    signal: AbortSignal,
+    subscriber: Subscriber<ReplyEvent>,
+  ): Promise<void> {
+    const failures: ProviderError[] = [];
+    for (const model of this.config.chatModels) {
+      let started = false;
+      try {
+        for await (const chunk of this.provider.streamChat({ model, messages, signal })) {
+          if (chunk.type === 'delta') {
+            if (!started) subscriber.next({ type: 'start', model });
+            started = true;
+            subscriber.next({ type: 'delta', content: chunk.content });
+          } else if (started) {
+            subscriber.next({ type: 'end', usage: chunk.usage, generationId: chunk.generationId });
+            subscriber.complete();
+            return;
+          } else {
+            throw new ProviderError('stream', `${model} answered with an empty reply`);
+          }
+        }
+        throw new ProviderError('transport', `${model} ended its stream without a final chunk`);
+      } catch (error) {
+        if (signal.aborted) return;
+        const failure =
+          error instanceof ProviderError
+            ? error
+            : new ProviderError(
+                'transport',
+                error instanceof Error ? error.message : String(error),
+              );
+        if (started) {
+          subscriber.error(
+            new TurnFailure(
+              'upstream_unavailable',
+              `${model} failed mid-reply: ${failure.message}`,
+            ),
+          );
+          return;
+        }
+        this.logger.warn(`chat model ${model} failed before its first token: ${failure.message}`);
+        failures.push(failure);
+      }
+    }
+    const rateLimited = failures.length > 0 && failures.every((failure) => failure.status === 429);
+    subscriber.error(
+      new TurnFailure(
+        rateLimited ? 'rate_limited' : 'upstream_unavailable',
+        `every chat model failed: ${failures.map((failure) => failure.message).join('; ')}`,
+      ),
+    );
+  }
+}

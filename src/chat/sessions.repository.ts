@@ -1,0 +1,59 @@
+import { Injectable } from '@nestjs/common';
+import { and, desc, eq, lt } from 'drizzle-orm';
+import { DatabaseClient } from '../database/database.client.js';
+import { sessions } from '../database/schema.js';
+
+export type SessionRow = typeof sessions.$inferSelect;
+
+@Injectable()
+export class SessionsRepository {
+  constructor(private readonly database: DatabaseClient) {}
+
+  async create(row: {
+    id: string;
+    userId: string;
+    title: string | null;
+    systemPrompt: string | null;
+  }): Promise<SessionRow> {
+    const [created] = await this.database.db.insert(sessions).values(row).returning();
+    return created;
+  }
+
+  /** Only the owner sees a session: anyone else gets null, as if it did not exist. */
+  async findOwned(userId: string, id: string): Promise<SessionRow | null> {
+    const [row] = await this.database.db
+      .select()
+      .from(sessions)
+      .where(and(eq(sessions.id, id), eq(sessions.userId, userId)));
+    return row ?? null;
+  }
+
+  /** Newest first; `beforeSeq` is the cursor. Fetches one extra row to tell if a next page exists. */
+  list(userId: string, limit: number, beforeSeq: number | null): Promise<SessionRow[]> {
+    return this.database.db
+      .select()
+      .from(sessions)
+      .where(
+        beforeSeq === null
+          ? eq(sessions.userId, userId)
+          : and(eq(sessions.userId, userId), lt(sessions.seq, beforeSeq)),
+      )
+      .orderBy(desc(sessions.seq))
+      .limit(limit + 1);
+  }
+
+  async deleteOwned(userId: string, id: string): Promise<boolean> {
+    const deleted = await this.database.db
+      .delete(sessions)
+      .where(and(eq(sessions.id, id), eq(sessions.userId, userId)))
+      .returning({ id: sessions.id });
+    return deleted.length > 0;
+  }
+
+  async touch(id: string): Promise<void> {
+    await this.database.db
+      .update(sessions)
+      .set({ updatedAt: new Date() })
+      .where(eq(sessions.id, id));
+  }
+}

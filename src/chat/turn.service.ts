@@ -1,0 +1,519 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  catchError,
+  concat,
+  defer,
+  finalize,
+  from,
+  map,
+  mergeMap,
+  type Observable,
+  takeUntil,
+  tap,
+  timer,
+} from 'rxjs';
+import { ApiError } from '../common/api-error.js';
+import { type AppConfig } from '../config/app-config.js';
+import { APP_CONFIG } from '../config/config.module.js';
+import type { ActionType } from '../database/schema.js';
+import { ImageGenService } from '../image-gen/image-gen.service.js';
+import { ImageUrlSigner } from '../image-gen/image-url.signer.js';
+import type {
+  GeneratedImage,
+  ImageGenRequest,
+  ImageGenResult,
+} from '../image-gen/image-gen.types.js';
+import type { ChatMessage } from '../provider/llm-provider.js';
+import { ActionPlanner } from './action-planner.service.js';
+import type { TurnRequestDto } from './dto/turn-request.dto.js';
+import { emit, type Frame, type SseMessage } from './frames.js';
+import { MessagesRepository, type TurnRow, TurnKeyTaken } from './messages.repository.js';
+import { ReplyStreamService } from './reply-stream.service.js';
+import { SessionService } from './session.service.js';
+import type { SessionRow } from './sessions.repository.js';
+import { toSse } from './sse.js';
+import { StreamRegistry } from './stream-registry.service.js';
+import { TurnFailure } from './turn-failure.js';
+import { TurnReplayService } from './turn-replay.service.js';
+import { TurnRun } from './turn-run.js';
+
+const DEGRADED_NOTE =
+  'The picture the user asked for could not be made this time. Answer in text, and say in one short sentence that the image could not be generated.';
+
+interface LiveTurn {
+  readonly run: TurnRun;
+  readonly request: TurnRequestDto;
+  /** System prompt, earlier messages and this turn's user message. */
+  readonly context: ChatMessage[];
+}
+
+/** Runs chat turns: the checks before the stream, then the turn as one composed Observable. */
+@Injectable()
+export class TurnService {
+  private readonly logger = new Logger(TurnService.name);
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly sessions: SessionService,
+    private readonly messages: MessagesRepository,
+    private readonly registry: StreamRegistry,
+    private readonly planner: ActionPlanner,
+    private readonly reply: ReplyStreamService,
+    private readonly imageGen: ImageGenService,
+    private readonly signer: ImageUrlSigner,
+    private readonly replay: TurnReplayService,
+  ) {}
+
+  /**
+   * Everything that can be refused is refused here, before the stream starts, as JSON. `signal`
+   * aborts when the connection ends; if that happens before the stream is subscribed, the turn
+   * is settled as cancelled so its slot and key are not held.
+   */
+  async start(
+    userId: string,
+    sessionId: string,
+    request: TurnRequestDto,
+    signal: AbortSignal,
+  ): Promise<Observable<SseMessage>> {
+    const session = await this.sessions.owned(userId, sessionId);
+    const forced = request.image?.force === true;
+    const mode = request.image?.mode ?? 'text_image';
+    if (request.content.trim() === '' && !(forced && mode === 'image_only')) {
+      throw ApiError.invalidPayload('content must not be blank.', ['content must not be blank']);
+    }
+    if (forced && this.config.image.models.length === 0) {
+      throw new ApiError(422, {
+        code: 'image_disabled',
+        message: 'Image generation is disabled on this server (IMAGE_MODELS is empty).',
+        user_message: 'Pictures are not available right now.',
+      });
+    }
+
+    const requestHash = hashRequest(request);
+    const existing = await this.messages.findTurn(sessionId, request.client_msg_id);
+    if (existing) {
+      if (existing.requestHash !== requestHash) {
+        throw new ApiError(409, {
+          code: 'idempotency_conflict',
+          message: 'This client_msg_id was already used in this session with a different request.',
+          original_user_message_id: existing.userMessageId,
+        });
+      }
+      if (existing.status === 'running') throw duplicateInProgress(existing.userMessageId);
+      if (existing.status === 'completed' || existing.status === 'failed') {
+        return this.replay.frames$(existing).pipe(toSse(this.config.sseHeartbeatMs));
+      }
+    }
+
+    const release = this.registry.acquire(userId, this.config.maxStreamsPerUser);
+    if (!release) {
+      throw new ApiError(429, {
+        code: 'rate_limited',
+        message: `At most ${this.config.maxStreamsPerUser} turns may stream at once per user.`,
+        user_message: 'Too many replies are in progress. Wait for one to finish.',
+      });
+    }
+    try {
+      const live = await this.begin(session, userId, request, existing);
+      return this.live$(live, release, signal);
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  private async begin(
+    session: SessionRow,
+    userId: string,
+    request: TurnRequestDto,
+    existing: TurnRow | null,
+  ): Promise<LiveTurn> {
+    const actionType = this.actionOf(request);
+    const turnId = existing?.id ?? randomUUID();
+    const userMessageId = existing?.userMessageId ?? randomUUID();
+    try {
+      if (existing) {
+        await this.messages.restartTurn(turnId, actionType);
+      } else {
+        await this.messages.beginTurn(
+          {
+            id: turnId,
+            sessionId: session.id,
+            userId,
+            clientMsgId: request.client_msg_id,
+            requestHash: hashRequest(request),
+            userMessageId,
+            actionType,
+            status: 'running',
+          },
+          {
+            id: userMessageId,
+            sessionId: session.id,
+            turnId,
+            role: 'user',
+            content: request.content,
+            clientMsgId: request.client_msg_id,
+            actionType: null,
+            status: 'complete',
+            model: null,
+            metadata: {},
+          },
+        );
+      }
+    } catch (error) {
+      if (!(error instanceof TurnKeyTaken)) throw error;
+      const winner = await this.messages.findTurn(session.id, request.client_msg_id);
+      throw duplicateInProgress(winner?.userMessageId ?? userMessageId);
+    }
+    const earlier = await this.messages.context(session.id, turnId, this.config.historyMessages);
+    const context: ChatMessage[] = [
+      ...(session.systemPrompt ? [{ role: 'system' as const, content: session.systemPrompt }] : []),
+      ...earlier.map((row) => ({ role: row.role, content: row.content })),
+      { role: 'user', content: request.content },
+    ];
+    return {
+      run: new TurnRun(turnId, session.id, userId, userMessageId, actionType),
+      request,
+      context,
+    };
+  }
+
+  private actionOf(request: TurnRequestDto): ActionType {
+    const image = request.image;
+    if (!image) return 'reply_text';
+    const mode = image.mode ?? 'text_image';
+    if (image.force) return mode === 'image_only' ? 'reply_image' : 'reply_text_image';
+    return this.planner.plan(image.image_prompt || request.content, mode);
+  }
+
+  private live$(live: LiveTurn, release: () => void, signal: AbortSignal): Observable<SseMessage> {
+    const { run } = live;
+    let subscribed = false;
+    const settle = (): void => {
+      if (run.phase !== 'live') return release();
+      run.phase = 'ended';
+      // The client left: keep what streamed, marked cancelled; the key stays runnable.
+      void this.messages
+        .finishTurn(run.turnId, 'cancelled', run.rows('cancelled'), null)
+        .catch((error: unknown) =>
+          this.logger.error(`storing cancelled turn ${run.turnId}: ${String(error)}`),
+        )
+        .finally(release);
+    };
+    signal.addEventListener('abort', () => subscribed || settle(), { once: true });
+
+    const deadline$ = timer(this.config.turnTimeoutMs).pipe(
+      tap(() => {
+        throw new TurnFailure(
+          'timeout',
+          `the turn took longer than ${this.config.turnTimeoutMs} ms`,
+        );
+      }),
+    );
+    const frames$ = concat(
+      this.action$(live),
+      defer(() => this.final$(run)),
+    ).pipe(
+      takeUntil(deadline$),
+      catchError((error: unknown) => this.failure$(run, error)),
+      finalize(settle),
+    );
+    return defer(() => {
+      subscribed = true;
+      return frames$;
+    }).pipe(toSse(this.config.sseHeartbeatMs));
+  }
+
+  private action$(live: LiveTurn): Observable<Frame> {
+    const { run } = live;
+    switch (run.actionType) {
+      case 'reply_text':
+        return this.text$(run, randomUUID(), 'reply_text', live.context);
+      case 'reply_text_image': {
+        const id = randomUUID();
+        return concat(
+          this.text$(run, id, 'reply_text_image', live.context),
+          this.imageFor$(live, id),
+        );
+      }
+      case 'reply_image':
+        return this.imageOnly$(live);
+    }
+  }
+
+  /** `meta → delta+ → done` for one assistant message. */
+  private text$(
+    run: TurnRun,
+    messageId: string,
+    actionType: ActionType,
+    context: readonly ChatMessage[],
+  ): Observable<Frame> {
+    return this.reply.stream$(context).pipe(
+      map((event): Frame => {
+        switch (event.type) {
+          case 'start': {
+            const draft = run.draft(messageId, actionType, event.model);
+            draft.open = true;
+            return {
+              type: 'meta',
+              message_id: messageId,
+              action_type: actionType,
+              model: event.model,
+            };
+          }
+          case 'delta':
+            run.get(messageId).content += event.content;
+            return { type: 'delta', message_id: messageId, content: event.content };
+          case 'end': {
+            const draft = run.get(messageId);
+            draft.open = false;
+            draft.metadata = {
+              ...draft.metadata,
+              usage: event.usage,
+              generation_id: event.generationId,
+            };
+            return {
+              type: 'done',
+              message_id: messageId,
+              truncated: false,
+              usage: event.usage,
+              generation_id: event.generationId,
+            };
+          }
+        }
+      }),
+    );
+  }
+
+  private imageRequest(live: LiveTurn): ImageGenRequest {
+    const image = live.request.image;
+    return {
+      subject: image?.image_prompt?.trim() || live.request.content,
+      context: live.context,
+      model: image?.model ?? null,
+      aspectRatio: image?.aspect_ratio ?? null,
+      referenceImageUrl: image?.reference_image_url ?? null,
+    };
+  }
+
+  /**
+   * `image_pending → image_attempt+ → (image | image_failed)` for `messageId`, then `onDone`
+   * decides what follows the result. `image_pending` goes out before composing starts.
+   */
+  private image$(
+    live: LiveTurn,
+    messageId: string,
+    onDone: (result: ImageGenResult) => Observable<Frame>,
+  ): Observable<Frame> {
+    return concat(
+      emit({ type: 'image_pending', message_id: messageId }),
+      this.imageGen.generate$(this.imageRequest(live)).pipe(
+        mergeMap((event) =>
+          event.type === 'attempt'
+            ? emit({
+                type: 'image_attempt',
+                message_id: messageId,
+                model: event.model,
+                variant: event.variant,
+                index: event.index,
+                total: event.total,
+              })
+            : onDone(event.result),
+        ),
+      ),
+    );
+  }
+
+  /** The image stage of `reply_text_image`: the image joins the text message `messageId`. */
+  private imageFor$(live: LiveTurn, messageId: string): Observable<Frame> {
+    const { run } = live;
+    return this.image$(live, messageId, (result) => {
+      const draft = run.get(messageId);
+      if (!result.ok) {
+        draft.metadata = {
+          ...draft.metadata,
+          image_failed: { reason: result.reason, attempts: result.attempts },
+        };
+        return emit({ type: 'image_failed', message_id: messageId, reason: result.reason });
+      }
+      return from(this.storeImage(run, messageId, result.image, result.attempts)).pipe(
+        map((imageId) => this.imageFrame(messageId, imageId, result.image)),
+      );
+    });
+  }
+
+  /**
+   * `reply_image`: X is drawn first. Success: `meta(X) → image(X) → done(X)`. Failure:
+   * `image_failed(X)`, then a text reply Y ≠ X that carries the diagnostic; X is never stored.
+   */
+  private imageOnly$(live: LiveTurn): Observable<Frame> {
+    const { run } = live;
+    const x = randomUUID();
+    return this.image$(live, x, (result) => {
+      if (!result.ok) {
+        const y = randomUUID();
+        const context: ChatMessage[] = [
+          ...live.context,
+          { role: 'system', content: DEGRADED_NOTE },
+        ];
+        return concat(
+          emit({ type: 'image_failed', message_id: x, reason: result.reason }),
+          this.text$(run, y, 'reply_text', context).pipe(
+            tap((frame) => {
+              if (frame.type !== 'meta') return;
+              run.get(y).metadata.image_failed = {
+                reason: result.reason,
+                attempts: result.attempts,
+                pending_message_id: x,
+              };
+            }),
+          ),
+        );
+      }
+      const { image } = result;
+      run.draft(x, 'reply_image', image.model).metadata = { generation_id: image.generationId };
+      return from(this.storeImage(run, x, image, result.attempts)).pipe(
+        mergeMap((imageId) =>
+          emit(
+            { type: 'meta', message_id: x, action_type: 'reply_image', model: image.model },
+            this.imageFrame(x, imageId, image),
+            {
+              type: 'done',
+              message_id: x,
+              truncated: false,
+              usage: null,
+              generation_id: image.generationId,
+            },
+          ),
+        ),
+      );
+    });
+  }
+
+  /** Stores the image with its message in one transaction before any frame points at it. */
+  private async storeImage(
+    run: TurnRun,
+    messageId: string,
+    image: GeneratedImage,
+    attempts: ImageGenResult['attempts'],
+  ): Promise<string> {
+    const imageId = randomUUID();
+    const draft = run.get(messageId);
+    draft.metadata = {
+      ...draft.metadata,
+      image: {
+        image_id: imageId,
+        mime: image.mime,
+        model: image.model,
+        image_prompt: image.prompt,
+        width: image.width,
+        height: image.height,
+        generation_id: image.generationId,
+        durable_url: null,
+        attempts,
+      },
+    };
+    await this.messages.saveMessage(run.row(draft), {
+      id: imageId,
+      sessionId: run.sessionId,
+      messageId,
+      mime: image.mime,
+      width: image.width,
+      height: image.height,
+      bytes: image.bytes,
+      size: image.bytes.length,
+    });
+    return imageId;
+  }
+
+  private imageFrame(messageId: string, imageId: string, image: GeneratedImage): Frame {
+    return {
+      type: 'image',
+      message_id: messageId,
+      url: this.signer.sign(imageId).url,
+      ...(this.config.image.inline
+        ? { data_url: `data:${image.mime};base64,${image.bytes.toString('base64')}` }
+        : {}),
+      mime: image.mime,
+      width: image.width,
+      height: image.height,
+      image_prompt: image.prompt,
+      model: image.model,
+      generation_id: image.generationId,
+    };
+  }
+
+  /** Stores the finished turn, then says `final`: a replay can never miss what was streamed. */
+  private async final$(run: TurnRun): Promise<Frame> {
+    run.phase = 'finishing';
+    await this.messages.finishTurn(run.turnId, 'completed', run.rows('complete'), null);
+    run.phase = 'ended';
+    return {
+      type: 'final',
+      user_message_id: run.userMessageId,
+      message_ids: run.messageIds,
+      action_type: run.actionType,
+      replayed: false,
+    };
+  }
+
+  /** `done(truncated)` for a message cut short, then the one `error` frame. */
+  private failure$(run: TurnRun, error: unknown): Observable<Frame> {
+    const failure =
+      error instanceof TurnFailure
+        ? error
+        : new TurnFailure('internal', 'The turn failed unexpectedly.');
+    if (!(error instanceof TurnFailure)) {
+      this.logger.error(
+        `turn ${run.turnId} failed: ${error instanceof Error ? error.stack : String(error)}`,
+      );
+    }
+    const truncated = run.openDrafts().map((draft): Frame => ({
+      type: 'done',
+      message_id: draft.id,
+      truncated: true,
+      usage: null,
+      generation_id: null,
+    }));
+    const stored = failure.toStored();
+    const error$ = defer(async (): Promise<Frame> => {
+      run.phase = 'finishing';
+      try {
+        await this.messages.finishTurn(run.turnId, 'failed', run.rows('failed'), stored);
+      } catch (persistError) {
+        this.logger.error(`storing failed turn ${run.turnId}: ${String(persistError)}`);
+      }
+      run.phase = 'ended';
+      return { type: 'error', ...stored, code: failure.code };
+    });
+    return concat(from(truncated), error$);
+  }
+}
+
+function duplicateInProgress(userMessageId: string): ApiError {
+  return new ApiError(409, {
+    code: 'duplicate_in_progress',
+    message: 'A turn with this client_msg_id is still running.',
+    original_user_message_id: userMessageId,
+  });
+}
+
+/** Same key, same request: content and image options, in a fixed key order. */
+function hashRequest(request: TurnRequestDto): string {
+  const image = request.image;
+  const canonical = JSON.stringify([
+    request.content,
+    image
+      ? [
+          image.force ?? false,
+          image.mode ?? 'text_image',
+          image.model ?? null,
+          image.image_prompt ?? null,
+          image.aspect_ratio ?? null,
+          image.reference_image_url ?? null,
+        ]
+      : null,
+  ]);
+  return createHash('sha256').update(canonical).digest('hex');
+}

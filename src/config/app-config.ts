@@ -1,0 +1,190 @@
+import { randomBytes } from 'node:crypto';
+
+/** Everything the service reads from the environment, parsed and validated once at boot. */
+export interface AppConfig {
+  readonly nodeEnv: string;
+  readonly port: number;
+  readonly publicBaseUrl: string;
+  readonly databaseUrl: string | null;
+  readonly dataDir: string;
+  readonly auth: {
+    readonly jwtSecret: string;
+    /** True when no AUTH_JWT_SECRET was given and one was made for this process (dev only). */
+    readonly generated: boolean;
+  };
+  readonly provider: {
+    readonly kind: 'openai-compatible' | 'demo';
+    readonly baseUrl: string | null;
+    readonly apiKey: string | null;
+    /** Pause between demo tokens; the demo streams at a human pace so `npm start` shows streaming. */
+    readonly demoTokenDelayMs: number;
+    /** Pause before each demo image is returned, so the attempt frames can be watched. */
+    readonly demoImageDelayMs: number;
+  };
+  readonly chatModels: readonly string[];
+  readonly image: {
+    /** Empty → image generation disabled. */
+    readonly models: readonly string[];
+    /** null → prompt composing off (single-variant attempts). */
+    readonly composeModel: string | null;
+    readonly attemptTimeoutMs: number;
+    readonly inline: boolean;
+    readonly urlTtlSeconds: number;
+    readonly signingSecret: string;
+  };
+  readonly turnTimeoutMs: number;
+  readonly sseHeartbeatMs: number;
+  readonly maxStreamsPerUser: number;
+  /** How many earlier messages of the session go to the model as context. */
+  readonly historyMessages: number;
+  readonly shutdownGraceMs: number;
+  readonly logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    detail: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${detail}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const DEMO_CHAT_MODELS = ['demo/chat'];
+/** The demo chain's first model always fails, so a newcomer sees the fallback at work. */
+const DEMO_IMAGE_MODELS = ['demo/flaky-painter', 'demo/painter'];
+const OPENROUTER_CHAT_MODELS = ['openai/gpt-4o-mini'];
+const OPENROUTER_IMAGE_MODELS = ['google/gemini-2.5-flash-image'];
+
+function raw(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined ? undefined : value.trim();
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = raw(env, name);
+  if (value === undefined || value === '') return fallback;
+  if (!/^-?\d+$/.test(value)) throw new ConfigError(name, `must be a whole number, got "${value}"`);
+  const parsed = Number(value);
+  if (parsed < min || parsed > max) {
+    throw new ConfigError(name, `must be between ${min} and ${max}, got ${parsed}`);
+  }
+  return parsed;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const value = raw(env, name)?.toLowerCase();
+  if (value === undefined || value === '') return fallback;
+  if (['true', '1', 'yes', 'on'].includes(value)) return true;
+  if (['false', '0', 'no', 'off'].includes(value)) return false;
+  throw new ConfigError(name, `must be true or false, got "${value}"`);
+}
+
+function url(env: Env, name: string, protocols: readonly string[]): string | undefined {
+  const value = raw(env, name);
+  if (value === undefined || value === '') return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(name, `must be an absolute URL, got "${value}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
+  }
+  return value.replace(/\/+$/, '');
+}
+
+/** A comma list; unset → fallback, set but empty → []. */
+function list(env: Env, name: string, fallback: readonly string[]): readonly string[] {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  const items = value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+  return [...new Set(items)];
+}
+
+export function loadConfig(env: Env = process.env): AppConfig {
+  const nodeEnv = raw(env, 'NODE_ENV') || 'development';
+  const port = integer(env, 'PORT', 3000, 0, 65535);
+
+  const baseUrl = url(env, 'LLM_BASE_URL', ['http:', 'https:']) ?? null;
+  const apiKey = raw(env, 'LLM_API_KEY') || null;
+  if (baseUrl && !apiKey)
+    throw new ConfigError('LLM_API_KEY', 'is required when LLM_BASE_URL is set');
+  if (apiKey && !baseUrl)
+    throw new ConfigError('LLM_BASE_URL', 'is required when LLM_API_KEY is set');
+  const kind = baseUrl ? 'openai-compatible' : 'demo';
+
+  let jwtSecret = raw(env, 'AUTH_JWT_SECRET') || '';
+  const generated = jwtSecret === '';
+  if (generated) {
+    if (nodeEnv === 'production') {
+      throw new ConfigError('AUTH_JWT_SECRET', 'is required when NODE_ENV=production');
+    }
+    jwtSecret = randomBytes(32).toString('base64url');
+  } else if (jwtSecret.length < 16) {
+    throw new ConfigError('AUTH_JWT_SECRET', 'must be at least 16 characters long');
+  }
+
+  const chatModels = list(
+    env,
+    'CHAT_MODELS',
+    kind === 'demo' ? DEMO_CHAT_MODELS : OPENROUTER_CHAT_MODELS,
+  );
+  if (chatModels.length === 0) throw new ConfigError('CHAT_MODELS', 'must name at least one model');
+
+  const imageModels = list(
+    env,
+    'IMAGE_MODELS',
+    kind === 'demo' ? DEMO_IMAGE_MODELS : OPENROUTER_IMAGE_MODELS,
+  );
+  // Unset → the primary chat model composes; set to "" or "off" → composing is off.
+  const composeRaw = raw(env, 'IMAGE_COMPOSE_MODEL');
+  const composeModel =
+    composeRaw === undefined
+      ? chatModels[0]
+      : composeRaw === '' || composeRaw === 'off'
+        ? null
+        : composeRaw;
+
+  const publicBaseUrl =
+    url(env, 'PUBLIC_BASE_URL', ['http:', 'https:']) ??
+    `http://localhost:${port === 0 ? 3000 : port}`;
+
+  return {
+    nodeEnv,
+    port,
+    publicBaseUrl,
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']) ?? null,
+    dataDir: raw(env, 'DATA_DIR') || './data',
+    auth: { jwtSecret, generated },
+    provider: {
+      kind,
+      baseUrl,
+      apiKey,
+      demoTokenDelayMs: integer(env, 'DEMO_TOKEN_DELAY_MS', 35, 0, 10_000),
+      demoImageDelayMs: integer(env, 'DEMO_IMAGE_DELAY_MS', 600, 0, 60_000),
+    },
+    chatModels,
+    image: {
+      models: imageModels,
+      composeModel,
+      attemptTimeoutMs: integer(env, 'IMAGE_ATTEMPT_TIMEOUT_MS', 60_000, 100, 600_000),
+      inline: boolean(env, 'IMAGE_INLINE', true),
+      urlTtlSeconds: integer(env, 'IMAGE_URL_TTL_SECONDS', 86_400, 1, 31_536_000),
+      signingSecret: raw(env, 'IMAGE_SIGNING_SECRET') || `${jwtSecret}:images`,
+    },
+    turnTimeoutMs: integer(env, 'TURN_TIMEOUT_MS', 120_000, 100, 3_600_000),
+    sseHeartbeatMs: integer(env, 'SSE_HEARTBEAT_MS', 15_000, 10, 600_000),
+    maxStreamsPerUser: integer(env, 'MAX_STREAMS_PER_USER', 3, 1, 1000),
+    historyMessages: integer(env, 'HISTORY_MESSAGES', 20, 0, 200),
+    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    logLevel: raw(env, 'LOG_LEVEL') || 'info',
+  };
+}

@@ -1,0 +1,156 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigserial,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
+  dataType: () => 'bytea',
+  fromDriver: (value) => (Buffer.isBuffer(value) ? value : Buffer.from(value)),
+});
+
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: text('id').primaryKey(),
+    userId: text('user_id').notNull(),
+    title: text('title'),
+    systemPrompt: text('system_prompt'),
+    // A strictly increasing cursor key: created_at alone can tie.
+    seq: bigserial('seq', { mode: 'number' }).notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [index('sessions_user_seq_idx').on(t.userId, t.seq)],
+);
+
+export type MessageRole = 'user' | 'assistant';
+export type MessageStatus = 'complete' | 'cancelled' | 'failed';
+export type ActionType = 'reply_text' | 'reply_image' | 'reply_text_image';
+
+export interface StoredUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export interface StoredAttempt {
+  model: string;
+  variant: 'composed' | 'original' | 'single';
+  outcome: 'ok' | 'transport' | 'status' | 'zero_images' | 'decode' | 'timeout';
+  status?: number;
+  error_code?: string;
+  ms: number;
+}
+
+/** What a message carries besides its text: the image it shows or why it has none. */
+export interface MessageMetadata {
+  usage?: StoredUsage | null;
+  generation_id?: string | null;
+  truncated?: boolean;
+  image?: {
+    image_id: string;
+    mime: string;
+    model: string;
+    image_prompt: string | null;
+    width: number;
+    height: number;
+    generation_id: string | null;
+    durable_url: string | null;
+    attempts: StoredAttempt[];
+  };
+  image_failed?: {
+    reason: 'chain_exhausted' | 'zero_images' | 'config_error';
+    attempts: StoredAttempt[];
+    /** The never-stored id X of a failed `reply_image` turn, so replay repeats the same frames. */
+    pending_message_id?: string;
+  };
+}
+
+export const messages = pgTable(
+  'messages',
+  {
+    id: text('id').primaryKey(),
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    turnId: text('turn_id'),
+    role: text('role').$type<MessageRole>().notNull(),
+    content: text('content').notNull(),
+    clientMsgId: text('client_msg_id'),
+    actionType: text('action_type').$type<ActionType>(),
+    status: text('status').$type<MessageStatus>().notNull(),
+    model: text('model'),
+    metadata: jsonb('metadata').$type<MessageMetadata>().notNull().default({}),
+    seq: bigserial('seq', { mode: 'number' }).notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('messages_session_client_msg_uq')
+      .on(t.sessionId, t.clientMsgId)
+      .where(sql`${t.clientMsgId} IS NOT NULL`),
+    index('messages_session_seq_idx').on(t.sessionId, t.seq),
+    index('messages_turn_idx').on(t.turnId),
+  ],
+);
+
+export type TurnStatus = 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
+
+export interface TurnError {
+  code: string;
+  retryable: boolean;
+  message: string;
+  user_message: string;
+}
+
+/** One turn's bookkeeping: what idempotency, replay and crash recovery need. */
+export const turns = pgTable(
+  'turns',
+  {
+    id: text('id').primaryKey(),
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    userId: text('user_id').notNull(),
+    clientMsgId: text('client_msg_id').notNull(),
+    requestHash: text('request_hash').notNull(),
+    userMessageId: text('user_message_id').notNull(),
+    actionType: text('action_type').$type<ActionType>(),
+    status: text('status').$type<TurnStatus>().notNull(),
+    /** Assistant message ids in stream order, written when the turn ends. */
+    messageIds: jsonb('message_ids').$type<string[]>().notNull().default([]),
+    error: jsonb('error').$type<TurnError>(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [
+    uniqueIndex('turns_session_client_msg_uq').on(t.sessionId, t.clientMsgId),
+    index('turns_status_idx').on(t.status),
+  ],
+);
+
+/** Generated image bytes; served through signed URLs. */
+export const images = pgTable('images', {
+  id: text('id').primaryKey(),
+  sessionId: text('session_id')
+    .notNull()
+    .references(() => sessions.id, { onDelete: 'cascade' }),
+  messageId: text('message_id')
+    .notNull()
+    .references(() => messages.id, { onDelete: 'cascade' }),
+  mime: text('mime').notNull(),
+  width: integer('width').notNull(),
+  height: integer('height').notNull(),
+  bytes: bytea('bytes').notNull(),
+  size: integer('size').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});
+
+export const schema = { sessions, messages, turns, images };

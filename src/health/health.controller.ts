@@ -1,0 +1,31 @@
+import { Controller, Get } from '@nestjs/common';
+import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiError } from '../common/api-error.js';
+import { ErrorDto } from '../common/error.dto.js';
+import { DatabaseClient } from '../database/database.client.js';
+
+@ApiTags('health')
+@Controller()
+export class HealthController {
+  constructor(private readonly database: DatabaseClient) {}
+
+  @Get('healthz')
+  @ApiOperation({ summary: 'Liveness: the process answers' })
+  @ApiResponse({ status: 200, schema: { example: { status: 'ok' } } })
+  health(): { status: 'ok' } {
+    return { status: 'ok' };
+  }
+
+  @Get('readyz')
+  @ApiOperation({ summary: 'Readiness: the database answers' })
+  @ApiResponse({ status: 200, schema: { example: { status: 'ok', database: 'pglite' } } })
+  @ApiResponse({ status: 503, type: ErrorDto, description: '`unavailable`' })
+  async ready(): Promise<{ status: 'ok'; database: string }> {
+    try {
+      await this.database.ping();
+    } catch {
+      throw new ApiError(503, { code: 'unavailable', message: 'The database is not reachable.' });
+    }
+    return { status: 'ok', database: this.database.kind };
+  }
+}

@@ -1,0 +1,55 @@
+import type { AspectRatio, ChatMessage } from '../provider/llm-provider.js';
+import type { StoredAttempt } from '../database/schema.js';
+
+export type ImageVariant = 'composed' | 'original' | 'single';
+export type AttemptOutcome = StoredAttempt['outcome'];
+export type ImageFailureReason = 'chain_exhausted' | 'zero_images' | 'config_error';
+
+export interface ImageGenRequest {
+  /** What to draw: the client's `image_prompt`, else the user's message. */
+  readonly subject: string;
+  /** Recent conversation, oldest first, for the prompt composer. */
+  readonly context: readonly ChatMessage[];
+  /** Tried first, then the configured chain, without repeats. */
+  readonly model: string | null;
+  readonly aspectRatio: AspectRatio | null;
+  readonly referenceImageUrl: string | null;
+}
+
+export interface AttemptStart {
+  readonly model: string;
+  readonly variant: ImageVariant;
+  /** 1-based. */
+  readonly index: number;
+  readonly total: number;
+}
+
+export interface GeneratedImage {
+  readonly bytes: Buffer;
+  readonly mime: string;
+  readonly width: number;
+  readonly height: number;
+  readonly model: string;
+  /** The prompt the winning attempt sent. */
+  readonly prompt: string;
+  readonly generationId: string | null;
+}
+
+export type ImageGenResult =
+  | { readonly ok: true; readonly image: GeneratedImage; readonly attempts: StoredAttempt[] }
+  | {
+      readonly ok: false;
+      readonly reason: ImageFailureReason;
+      readonly message: string;
+      readonly attempts: StoredAttempt[];
+    };
+
+export type ImageGenEvent =
+  | ({ readonly type: 'attempt' } & AttemptStart)
+  | { readonly type: 'done'; readonly result: ImageGenResult };
+
+export interface GenerateOptions {
+  /** Called synchronously right before each attempt's provider call. */
+  readonly onAttempt?: (attempt: AttemptStart) => void;
+  readonly signal?: AbortSignal;
+}

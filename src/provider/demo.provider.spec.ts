@@ -1,0 +1,238 @@
+import { inflateSync } from 'node:zlib';
+import { DEMO_FLAKY_IMAGE_MODEL, DemoProvider } from './demo.provider.js';
+import {
+  ProviderError,
+  type AspectRatio,
+  type ChatChunk,
+  type ChatMessage,
+  type ImageRequest,
+} from './llm-provider.js';
+
+const signal = (): AbortSignal => new AbortController().signal;
+
+async function collect(iterable: AsyncIterable<ChatChunk>): Promise<ChatChunk[]> {
+  const chunks: ChatChunk[] = [];
+  for await (const chunk of iterable) chunks.push(chunk);
+  return chunks;
+}
+
+function textOf(chunks: readonly ChatChunk[]): string {
+  return chunks.map((c) => (c.type === 'delta' ? c.content : '')).join('');
+}
+
+function pngSize(dataUrl: string): { width: number; height: number } {
+  const prefix = 'data:image/png;base64,';
+  expect(dataUrl.startsWith(prefix)).toBe(true);
+  const png = Buffer.from(dataUrl.slice(prefix.length), 'base64');
+  expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  expect(png.subarray(12, 16).toString('latin1')).toBe('IHDR');
+  const width = png.readUInt32BE(16);
+  const height = png.readUInt32BE(20);
+  // The IDAT must inflate to exactly height rows of (1 filter byte + RGB pixels).
+  const idatLength = png.readUInt32BE(33);
+  expect(png.subarray(37, 41).toString('latin1')).toBe('IDAT');
+  expect(inflateSync(png.subarray(41, 41 + idatLength)).length).toBe((width * 3 + 1) * height);
+  return { width, height };
+}
+
+function imageRequest(overrides: Partial<ImageRequest> = {}): ImageRequest {
+  return {
+    model: 'demo/painter',
+    prompt: 'a lighthouse at dusk',
+    aspectRatio: null,
+    referenceImageUrl: null,
+    signal: signal(),
+    ...overrides,
+  };
+}
+
+describe('DemoProvider', () => {
+  const provider = new DemoProvider({ tokenDelayMs: 0, imageDelayMs: 0 });
+  const english: ChatMessage[] = [
+    { role: 'system', content: 'You are helpful.' },
+    { role: 'user', content: 'How do tides work?' },
+  ];
+
+  describe('streamChat', () => {
+    it('streams a deterministic reply that echoes the topic, then one end chunk', async () => {
+      const first = await collect(
+        provider.streamChat({ model: 'demo/chat', messages: english, signal: signal() }),
+      );
+      const second = await collect(
+        provider.streamChat({ model: 'demo/chat', messages: english, signal: signal() }),
+      );
+      expect(second).toEqual(first);
+      expect(first.filter((c) => c.type === 'delta').length).toBeGreaterThan(10);
+      expect(textOf(first)).toContain('How do tides work');
+      const ends = first.filter((c) => c.type === 'end');
+      expect(ends).toHaveLength(1);
+      expect(first.at(-1)).toBe(ends[0]);
+      const end = ends[0];
+      if (end.type !== 'end') throw new Error('unreachable');
+      expect(end.generationId).toMatch(/^demo-[0-9a-f]{16}$/);
+      expect(end.finishReason).toBe('stop');
+      expect(end.usage).not.toBeNull();
+      const usage = end.usage ?? { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+      expect(usage.prompt_tokens).toBeGreaterThan(0);
+      expect(usage.completion_tokens).toBe(first.length - 1);
+      expect(usage.total_tokens).toBe(usage.prompt_tokens + usage.completion_tokens);
+    });
+
+    it('streams word by word', async () => {
+      const chunks = await collect(
+        provider.streamChat({ model: 'demo/chat', messages: english, signal: signal() }),
+      );
+      for (const chunk of chunks.slice(1, -1)) {
+        if (chunk.type === 'delta') expect(chunk.content).toMatch(/^\s?\S+$/);
+      }
+    });
+
+    it('answers in Chinese when the user writes Chinese', async () => {
+      const chunks = await collect(
+        provider.streamChat({
+          model: 'demo/chat',
+          messages: [{ role: 'user', content: '介绍一下长城' }],
+          signal: signal(),
+        }),
+      );
+      const text = textOf(chunks);
+      expect(text).toContain('长城');
+      expect(text).toMatch(/演示模型/);
+    });
+
+    it('gives different ids to different conversations', async () => {
+      const other = await collect(
+        provider.streamChat({
+          model: 'demo/chat',
+          messages: [{ role: 'user', content: 'Something else' }],
+          signal: signal(),
+        }),
+      );
+      const mine = await collect(
+        provider.streamChat({ model: 'demo/chat', messages: english, signal: signal() }),
+      );
+      expect(other.at(-1)).not.toEqual(mine.at(-1));
+    });
+
+    it('paces tokens by tokenDelayMs', async () => {
+      const slow = new DemoProvider({ tokenDelayMs: 20, imageDelayMs: 0 });
+      const iterator = slow
+        .streamChat({ model: 'demo/chat', messages: english, signal: signal() })
+        [Symbol.asyncIterator]();
+      const started = performance.now();
+      await iterator.next();
+      await iterator.next();
+      await iterator.next();
+      expect(performance.now() - started).toBeGreaterThanOrEqual(55);
+      await iterator.return?.();
+    });
+
+    it('stops promptly and throws aborted when the signal aborts mid-stream', async () => {
+      const slow = new DemoProvider({ tokenDelayMs: 1000, imageDelayMs: 0 });
+      const controller = new AbortController();
+      const iterator = slow
+        .streamChat({ model: 'demo/chat', messages: english, signal: controller.signal })
+        [Symbol.asyncIterator]();
+      const pending = iterator.next();
+      setTimeout(() => controller.abort(), 10);
+      const started = performance.now();
+      await expect(pending).rejects.toMatchObject({ name: 'ProviderError', kind: 'aborted' });
+      expect(performance.now() - started).toBeLessThan(200);
+    });
+
+    it('throws aborted at once for an already aborted signal', async () => {
+      const controller = new AbortController();
+      controller.abort();
+      await expect(
+        collect(
+          provider.streamChat({ model: 'demo/chat', messages: english, signal: controller.signal }),
+        ),
+      ).rejects.toMatchObject({ kind: 'aborted' });
+    });
+  });
+
+  describe('complete', () => {
+    it('turns the subject into a deterministic, detailed image prompt', async () => {
+      const messages: ChatMessage[] = [
+        { role: 'user', content: 'Please draw me a red fox in the snow.' },
+      ];
+      const prompt = await provider.complete({ model: 'demo/chat', messages, signal: signal() });
+      expect(prompt).toMatch(/^A detailed illustration of red fox in the snow, /);
+      expect(await provider.complete({ model: 'demo/chat', messages, signal: signal() })).toBe(
+        prompt,
+      );
+    });
+
+    it('prefers a "Subject:" line when the composer sends one', async () => {
+      const prompt = await provider.complete({
+        model: 'demo/chat',
+        messages: [{ role: 'user', content: 'Conversation: …\nSubject: 一只猫\nWrite a prompt.' }],
+        signal: signal(),
+      });
+      expect(prompt).toContain('一只猫');
+    });
+
+    it('throws aborted for an aborted signal', async () => {
+      const controller = new AbortController();
+      controller.abort();
+      await expect(
+        provider.complete({ model: 'demo/chat', messages: english, signal: controller.signal }),
+      ).rejects.toBeInstanceOf(ProviderError);
+    });
+  });
+
+  describe('generateImage', () => {
+    const sizes: [AspectRatio | null, number, number][] = [
+      [null, 512, 512],
+      ['1:1', 512, 512],
+      ['3:4', 384, 512],
+      ['4:3', 512, 384],
+      ['9:16', 288, 512],
+      ['16:9', 512, 288],
+    ];
+
+    it.each(sizes)(
+      'draws a real PNG for aspect ratio %s (%i×%i)',
+      async (aspectRatio, width, height) => {
+        const result = await provider.generateImage(imageRequest({ aspectRatio }));
+        expect(result.images).toHaveLength(1);
+        expect(pngSize(result.images[0])).toEqual({ width, height });
+        expect(result.generationId).toMatch(/^demo-img-[0-9a-f]{16}$/);
+      },
+    );
+
+    it('is deterministic per prompt and differs between prompts', async () => {
+      const a = await provider.generateImage(imageRequest());
+      const b = await provider.generateImage(imageRequest());
+      const c = await provider.generateImage(imageRequest({ prompt: 'a forest of glass trees' }));
+      expect(b).toEqual(a);
+      expect(c.images[0]).not.toBe(a.images[0]);
+    });
+
+    it('fails demo/flaky-painter with a 503 after the delay', async () => {
+      const slow = new DemoProvider({ tokenDelayMs: 0, imageDelayMs: 50 });
+      const started = performance.now();
+      const error: unknown = await slow
+        .generateImage(imageRequest({ model: DEMO_FLAKY_IMAGE_MODEL }))
+        .catch((e: unknown) => e);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(45);
+      expect(error).toBeInstanceOf(ProviderError);
+      expect(error).toMatchObject({
+        kind: 'status',
+        status: 503,
+        code: 'demo_unavailable',
+        message: 'demo/flaky-painter is always unavailable (demo of the fallback chain)',
+      });
+    });
+
+    it('stops waiting and throws aborted when the signal aborts during the delay', async () => {
+      const slow = new DemoProvider({ tokenDelayMs: 0, imageDelayMs: 5000 });
+      const controller = new AbortController();
+      const pending = slow.generateImage(imageRequest({ signal: controller.signal }));
+      setTimeout(() => controller.abort(), 10);
+      const started = performance.now();
+      await expect(pending).rejects.toMatchObject({ kind: 'aborted' });
+      expect(performance.now() - started).toBeLessThan(200);
+    });
+  });
+});

@@ -1,0 +1,86 @@
+import { type AspectRatio } from '../llm-provider.js';
+import { digest } from './demo-text.js';
+import { encodePng } from './png.js';
+
+/** Pixel size of a demo picture per aspect ratio; the long side is always 512. */
+export const DEMO_IMAGE_SIZES: Readonly<Record<AspectRatio, { width: number; height: number }>> = {
+  '1:1': { width: 512, height: 512 },
+  '3:4': { width: 384, height: 512 },
+  '4:3': { width: 512, height: 384 },
+  '9:16': { width: 288, height: 512 },
+  '16:9': { width: 512, height: 288 },
+};
+
+type Rgb = readonly [number, number, number];
+
+function hsl(hue: number, saturation: number, lightness: number): Rgb {
+  const a = saturation * Math.min(lightness, 1 - lightness);
+  const channel = (n: number): number => {
+    const k = (n + hue / 30) % 12;
+    return Math.round(255 * (lightness - a * Math.max(-1, Math.min(k - 3, 9 - k, 1))));
+  };
+  return [channel(0), channel(8), channel(4)];
+}
+
+function mix(from: Rgb, to: Rgb, t: number): Rgb {
+  return [
+    from[0] + (to[0] - from[0]) * t,
+    from[1] + (to[1] - from[1]) * t,
+    from[2] + (to[2] - from[2]) * t,
+  ];
+}
+
+/**
+ * Paints a small landscape (sky gradient, glowing sun, three ranges of hills) whose colours and
+ * shapes all come from a hash of the prompt, and returns it as PNG bytes.
+ */
+export function drawDemoImage(prompt: string, width: number, height: number): Buffer {
+  const h = digest(prompt);
+  const unit = (i: number): number => h[i] / 255;
+  const skyHue = unit(0) * 360;
+  const skyTop = hsl(skyHue, 0.55, 0.35);
+  const skyHorizon = hsl((skyHue + 40 + unit(1) * 60) % 360, 0.7, 0.75);
+  const sunColour = hsl((skyHue + 180) % 360, 0.9, 0.7);
+  const sunX = width * (0.2 + 0.6 * unit(2));
+  const sunY = height * (0.18 + 0.2 * unit(3));
+  const sunRadius = Math.min(width, height) * (0.08 + 0.06 * unit(4));
+  const hillHue = (skyHue + 90 + unit(5) * 120) % 360;
+  const hills = [0, 1, 2].map((layer) => ({
+    base: height * (0.55 + 0.13 * layer),
+    amplitude: height * (0.07 - 0.015 * layer),
+    frequency1: 1 + Math.floor(unit(6 + layer) * 3),
+    frequency2: 3 + Math.floor(unit(9 + layer) * 4),
+    phase1: unit(12 + layer) * Math.PI * 2,
+    phase2: unit(15 + layer) * Math.PI * 2,
+    colour: hsl((hillHue + layer * 15) % 360, 0.45, 0.42 - layer * 0.1),
+  }));
+
+  const pixels = new Uint8Array(width * height * 3);
+  for (let x = 0; x < width; x++) {
+    const angle = (x / width) * Math.PI * 2;
+    const ridges = hills.map(
+      (hill) =>
+        hill.base +
+        hill.amplitude *
+          (Math.sin(angle * hill.frequency1 + hill.phase1) +
+            0.4 * Math.sin(angle * hill.frequency2 + hill.phase2)),
+    );
+    for (let y = 0; y < height; y++) {
+      let colour = mix(skyTop, skyHorizon, y / height);
+      const distance = Math.hypot(x - sunX, y - sunY);
+      if (distance <= sunRadius) {
+        colour = sunColour;
+      } else if (distance < sunRadius * 2.5) {
+        colour = mix(colour, sunColour, 0.5 * (1 - (distance - sunRadius) / (sunRadius * 1.5)));
+      }
+      for (let layer = 0; layer < hills.length; layer++) {
+        if (y >= ridges[layer]) colour = hills[layer].colour;
+      }
+      const offset = (y * width + x) * 3;
+      pixels[offset] = Math.round(colour[0]);
+      pixels[offset + 1] = Math.round(colour[1]);
+      pixels[offset + 2] = Math.round(colour[2]);
+    }
+  }
+  return encodePng({ width, height, channels: 3, pixels });
+}

@@ -1,0 +1,121 @@
+import type { Frame } from '../../src/chat/frames.js';
+
+export interface ReceivedFrame {
+  readonly id: number;
+  readonly data: Frame;
+  readonly at: number;
+}
+
+export interface TurnResponse {
+  readonly status: number;
+  readonly contentType: string;
+  readonly frames: ReceivedFrame[];
+  readonly comments: string[];
+  /** The JSON body of a pre-stream error. */
+  readonly json: Record<string, unknown> | null;
+  readonly raw: string;
+}
+
+export interface TurnOptions {
+  /** Called for every frame; call `disconnect()` to drop the connection like a client that left. */
+  readonly onFrame?: (frame: ReceivedFrame, disconnect: () => void) => void;
+  readonly headers?: Record<string, string>;
+}
+
+function parseBlock(block: string, frames: ReceivedFrame[], comments: string[]): void {
+  let id: number | null = null;
+  let data = '';
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':')) comments.push(line.slice(1).trim());
+    else if (line.startsWith('id: ')) id = Number(line.slice(4));
+    else if (line.startsWith('data: ')) data += line.slice(6);
+    else if (line !== '') throw new Error(`unexpected SSE line: ${line}`);
+  }
+  if (data !== '') {
+    if (id === null) throw new Error(`frame without id: ${block}`);
+    frames.push({ id, data: JSON.parse(data) as Frame, at: performance.now() });
+  }
+}
+
+/** POSTs a turn and reads the stream frame by frame, as a browser's fetch reader would. */
+export async function postTurn(
+  baseUrl: string,
+  sessionId: string,
+  token: string,
+  body: unknown,
+  options: TurnOptions = {},
+): Promise<TurnResponse> {
+  const controller = new AbortController();
+  const response = await fetch(`${baseUrl}/v1/sessions/${sessionId}/turns`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      ...options.headers,
+    },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: controller.signal,
+  });
+  const contentType = response.headers.get('content-type') ?? '';
+  if (!contentType.startsWith('text/event-stream')) {
+    const raw = await response.text();
+    return {
+      status: response.status,
+      contentType,
+      frames: [],
+      comments: [],
+      json: JSON.parse(raw),
+      raw,
+    };
+  }
+  const frames: ReceivedFrame[] = [];
+  const comments: string[] = [];
+  let raw = '';
+  let buffer = '';
+  let disconnected = false;
+  const disconnect = (): void => {
+    disconnected = true;
+    controller.abort();
+  };
+  const decoder = new TextDecoder();
+  const reader = response.body!.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const text = decoder.decode(value, { stream: true });
+      raw += text;
+      buffer += text;
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const before = frames.length;
+        parseBlock(block, frames, comments);
+        if (frames.length > before) options.onFrame?.(frames[frames.length - 1], disconnect);
+        if (disconnected) break;
+      }
+      if (disconnected) break;
+    }
+  } catch (error) {
+    if (!disconnected) throw error;
+  }
+  return { status: response.status, contentType, frames, comments, json: null, raw };
+}
+
+export const types = (response: TurnResponse): string[] =>
+  response.frames.map((frame) => frame.data.type);
+
+/** Polls until `check` holds (for effects that land after the stream, like a cancelled row). */
+export async function eventually<T>(
+  check: () => Promise<T | null | undefined | false>,
+  ms = 3000,
+): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
