@@ -1,0 +1,438 @@
+import {
+  FAKE_DEFAULT_CHUNKS,
+  type FakeUpstream,
+  startFakeUpstream,
+} from './harness/fake-upstream.js';
+import { startApp, type TestApp } from './harness/app.js';
+import { eventually, postTurn, type TurnResponse, types } from './harness/sse-client.js';
+import type { Frame } from '../src/chat/frames.js';
+
+let upstream: FakeUpstream;
+let app: TestApp;
+let token: string;
+let counter = 0;
+
+const key = (): string => `key-${Date.now().toString(36)}-${++counter}`;
+
+async function newSession(userToken = token, body: Record<string, unknown> = {}): Promise<string> {
+  const response = await fetch(`${app.baseUrl}/v1/sessions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${userToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  expect(response.status).toBe(201);
+  return ((await response.json()) as { id: string }).id;
+}
+
+interface HistoryMessage {
+  id: string;
+  role: string;
+  content: string;
+  status: string;
+  model: string | null;
+}
+
+async function history(sessionId: string, userToken = token): Promise<HistoryMessage[]> {
+  const response = await fetch(`${app.baseUrl}/v1/sessions/${sessionId}/messages`, {
+    headers: { authorization: `Bearer ${userToken}` },
+  });
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { items: HistoryMessage[] }).items;
+}
+
+function frame<T extends Frame['type']>(
+  response: TurnResponse,
+  type: T,
+): Extract<Frame, { type: T }> {
+  const found = response.frames.find((item) => item.data.type === type);
+  if (!found) throw new Error(`no ${type} frame in ${types(response).join(',')}`);
+  return found.data as Extract<Frame, { type: T }>;
+}
+
+beforeAll(async () => {
+  upstream = await startFakeUpstream();
+  app = await startApp({
+    LLM_BASE_URL: upstream.baseUrl,
+    LLM_API_KEY: 'test-key',
+    CHAT_MODELS: 'm1,m2',
+    IMAGE_MODELS: 'painter',
+    TURN_TIMEOUT_MS: '1500',
+    SSE_HEARTBEAT_MS: '100',
+    MAX_STREAMS_PER_USER: '3',
+  });
+  token = await app.token('alice');
+});
+
+afterAll(async () => {
+  await app?.close();
+  await upstream?.close();
+});
+
+beforeEach(() => upstream.reset());
+
+describe('reply_text', () => {
+  it('streams meta → delta+ → done → final with ids counting from 1', async () => {
+    const sessionId = await newSession();
+    const response = await postTurn(app.baseUrl, sessionId, token, {
+      content: 'hello',
+      client_msg_id: key(),
+    });
+
+    expect(response.status).toBe(200);
+    expect(response.contentType).toMatch(/^text\/event-stream/);
+    expect(response.raw).not.toMatch(/^event:/m);
+    expect(types(response)).toEqual([
+      'meta',
+      ...FAKE_DEFAULT_CHUNKS.map(() => 'delta'),
+      'done',
+      'final',
+    ]);
+    expect(response.frames.map((item) => item.id)).toEqual(
+      response.frames.map((_, index) => index + 1),
+    );
+
+    const meta = frame(response, 'meta');
+    expect(meta).toEqual({
+      type: 'meta',
+      message_id: meta.message_id,
+      action_type: 'reply_text',
+      model: 'm1',
+    });
+    const text = response.frames
+      .filter((item) => item.data.type === 'delta')
+      .map((item) => (item.data as Extract<Frame, { type: 'delta' }>).content)
+      .join('');
+    expect(text).toBe(FAKE_DEFAULT_CHUNKS.join(''));
+    const done = frame(response, 'done');
+    expect(done.truncated).toBe(false);
+    expect(done.usage).toEqual({
+      prompt_tokens: 12,
+      completion_tokens: FAKE_DEFAULT_CHUNKS.length,
+      total_tokens: 12 + FAKE_DEFAULT_CHUNKS.length,
+    });
+    expect(done.generation_id).toBe(upstream.requests[0].generationId);
+    const final = frame(response, 'final');
+    expect(final.message_ids).toEqual([meta.message_id]);
+    expect(final.replayed).toBe(false);
+    expect(final.action_type).toBe('reply_text');
+
+    const stored = await history(sessionId);
+    expect(stored.map((message) => [message.role, message.status, message.content])).toEqual([
+      ['assistant', 'complete', text],
+      ['user', 'complete', 'hello'],
+    ]);
+    expect(stored[1].id).toBe(final.user_message_id);
+  });
+
+  it('sends the system prompt and earlier turns as context', async () => {
+    const sessionId = await newSession(token, { system_prompt: 'Be brief.' });
+    await postTurn(app.baseUrl, sessionId, token, {
+      content: 'first question',
+      client_msg_id: key(),
+    });
+    await postTurn(app.baseUrl, sessionId, token, {
+      content: 'second question',
+      client_msg_id: key(),
+    });
+    expect(upstream.requests[1].body.messages).toEqual([
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'first question' },
+      { role: 'assistant', content: FAKE_DEFAULT_CHUNKS.join('') },
+      { role: 'user', content: 'second question' },
+    ]);
+  });
+
+  it('falls back to the second chat model when the first answers 500', async () => {
+    upstream.script('m1', { kind: 'status', status: 500, code: 'server_error' });
+    const sessionId = await newSession();
+    const response = await postTurn(app.baseUrl, sessionId, token, {
+      content: 'hi',
+      client_msg_id: key(),
+    });
+
+    expect(types(response)[0]).toBe('meta');
+    expect(frame(response, 'meta').model).toBe('m2');
+    expect(types(response).at(-1)).toBe('final');
+    expect(upstream.requests.map((request) => request.model)).toEqual(['m1', 'm2']);
+    expect((await history(sessionId))[0].model).toBe('m2');
+  });
+
+  it('ends with error alone when every chat model fails before any text', async () => {
+    upstream.script('m1', { kind: 'status', status: 503 });
+    upstream.script('m2', { kind: 'cut', afterChunks: 0 });
+    const sessionId = await newSession();
+    const response = await postTurn(app.baseUrl, sessionId, token, {
+      content: 'hi',
+      client_msg_id: key(),
+    });
+
+    expect(types(response)).toEqual(['error']);
+    expect(response.frames[0].id).toBe(1);
+    expect(frame(response, 'error')).toMatchObject({
+      code: 'upstream_unavailable',
+      retryable: true,
+    });
+    expect(frame(response, 'error').user_message).toEqual(expect.any(String));
+  });
+
+  it('reports rate_limited when every chat model answers 429', async () => {
+    upstream.script('m1', { kind: 'status', status: 429 });
+    upstream.script('m2', { kind: 'status', status: 429 });
+    const response = await postTurn(app.baseUrl, await newSession(), token, {
+      content: 'hi',
+      client_msg_id: key(),
+    });
+    expect(types(response)).toEqual(['error']);
+    expect(frame(response, 'error')).toMatchObject({ code: 'rate_limited', retryable: true });
+  });
+
+  it('ends a reply cut mid-stream with done(truncated) → error, and stores the partial text as failed', async () => {
+    upstream.script('m1', { kind: 'cut', chunks: ['Par', 'tial', ' never'], afterChunks: 2 });
+    const sessionId = await newSession();
+    const response = await postTurn(app.baseUrl, sessionId, token, {
+      content: 'hi',
+      client_msg_id: key(),
+    });
+
+    expect(types(response)).toEqual(['meta', 'delta', 'delta', 'done', 'error']);
+    expect(frame(response, 'done').truncated).toBe(true);
+    expect(frame(response, 'error').code).toBe('upstream_unavailable');
+    // No fallback once text has been sent: the client already shows m1's words.
+    expect(upstream.requests).toHaveLength(1);
+    const [assistant] = await history(sessionId);
+    expect(assistant).toMatchObject({ role: 'assistant', status: 'failed', content: 'Partial' });
+  });
+
+  it('treats an {"error":…} chunk mid-stream as a failure', async () => {
+    upstream.script('m1', {
+      kind: 'error-chunk',
+      afterChunks: 1,
+      code: 502,
+      message: 'provider died',
+    });
+    const response = await postTurn(app.baseUrl, await newSession(), token, {
+      content: 'hi',
+      client_msg_id: key(),
+    });
+    expect(types(response)).toEqual(['meta', 'delta', 'done', 'error']);
+    expect(frame(response, 'done').truncated).toBe(true);
+  });
+
+  it('times the turn out: done(truncated) → error(timeout), and the stalled upstream call is closed', async () => {
+    upstream.script('m1', { kind: 'stall', chunks: ['Slow', ' start'], afterChunks: 2 });
+    const sessionId = await newSession();
+    const started = performance.now();
+    const response = await postTurn(app.baseUrl, sessionId, token, {
+      content: 'hi',
+      client_msg_id: key(),
+    });
+
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1400);
+    expect(types(response)).toEqual(['meta', 'delta', 'delta', 'done', 'error']);
+    expect(frame(response, 'error')).toMatchObject({ code: 'timeout', retryable: true });
+    // Pings kept the quiet connection alive while the upstream stalled.
+    expect(response.comments).toContain('ping');
+    await upstream.requests[0].closed;
+    expect((await history(sessionId))[0]).toMatchObject({
+      status: 'failed',
+      content: 'Slow start',
+    });
+  });
+});
+
+describe('cancellation', () => {
+  it('closes the upstream socket within 100 ms of a disconnect and stores the partial text as cancelled', async () => {
+    const chunks = Array.from({ length: 40 }, (_, index) => `w${index} `);
+    upstream.script('m1', { kind: 'stream', chunks, delayMs: 40 });
+    const sessionId = await newSession();
+    const clientMsgId = key();
+    let disconnectedAt = 0;
+    const response = await postTurn(
+      app.baseUrl,
+      sessionId,
+      token,
+      { content: 'long one', client_msg_id: clientMsgId },
+      {
+        onFrame: (received, disconnect) => {
+          if (received.data.type === 'delta' && received.id === 3) {
+            disconnectedAt = performance.now();
+            disconnect();
+          }
+        },
+      },
+    );
+    expect(types(response)).toEqual(['meta', 'delta', 'delta']);
+
+    const closedAt = await upstream.requests[0].closed;
+    expect(upstream.requests[0].clientAborted).toBe(true);
+    expect(closedAt - disconnectedAt).toBeLessThan(100);
+
+    const [assistant] = await eventually(async () => {
+      const items = await history(sessionId);
+      return items[0]?.role === 'assistant' ? items : null;
+    });
+    expect(assistant.status).toBe('cancelled');
+    expect(chunks.join('').startsWith(assistant.content)).toBe(true);
+    expect(assistant.content.length).toBeGreaterThanOrEqual('w0 w1 '.length);
+
+    // A cancelled turn is not replayed: the same key runs it again, superseding the partial reply.
+    upstream.script('m1', { kind: 'stream' });
+    const rerun = await postTurn(app.baseUrl, sessionId, token, {
+      content: 'long one',
+      client_msg_id: clientMsgId,
+    });
+    expect(types(rerun).at(-1)).toBe('final');
+    expect(frame(rerun, 'final').replayed).toBe(false);
+    const after = await history(sessionId);
+    expect(after.map((message) => [message.role, message.status])).toEqual([
+      ['assistant', 'complete'],
+      ['user', 'complete'],
+    ]);
+  });
+});
+
+describe('idempotency and replay', () => {
+  it('replays a finished turn from the database without calling the upstream', async () => {
+    const sessionId = await newSession();
+    const body = { content: 'replay me', client_msg_id: key() };
+    const first = await postTurn(app.baseUrl, sessionId, token, body);
+    const calls = upstream.requests.length;
+
+    const again = await postTurn(app.baseUrl, sessionId, token, body);
+    expect(upstream.requests.length).toBe(calls);
+    expect(types(again)).toEqual(['meta', 'delta', 'done', 'final']);
+    expect(again.frames.map((item) => item.id)).toEqual([1, 2, 3, 4]);
+    const meta = frame(again, 'meta');
+    expect(meta).toEqual(frame(first, 'meta'));
+    expect(frame(again, 'delta').content).toBe(FAKE_DEFAULT_CHUNKS.join(''));
+    expect(frame(again, 'done')).toEqual(frame(first, 'done'));
+    expect(frame(again, 'final')).toEqual({ ...frame(first, 'final'), replayed: true });
+  });
+
+  it('replays a failed turn with its partial text and the same error', async () => {
+    upstream.script('m1', { kind: 'cut', chunks: ['Half', ' way', ' x'], afterChunks: 2 });
+    const sessionId = await newSession();
+    const body = { content: 'fail me', client_msg_id: key() };
+    const first = await postTurn(app.baseUrl, sessionId, token, body);
+    const again = await postTurn(app.baseUrl, sessionId, token, body);
+    expect(types(again)).toEqual(['meta', 'delta', 'done', 'error']);
+    expect(frame(again, 'delta').content).toBe('Half way');
+    expect(frame(again, 'done').truncated).toBe(true);
+    expect(frame(again, 'error')).toEqual(frame(first, 'error'));
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('answers 409 duplicate_in_progress while the turn runs and 409 idempotency_conflict for other content', async () => {
+    upstream.script('m1', { kind: 'stall', afterChunks: 1 });
+    const sessionId = await newSession();
+    const body = { content: 'slow', client_msg_id: key() };
+    let checks: Promise<[TurnResponse, TurnResponse]> | null = null;
+    await postTurn(app.baseUrl, sessionId, token, body, {
+      onFrame: (received, disconnect) => {
+        if (received.data.type !== 'delta' || checks) return;
+        checks = (async () => {
+          const duplicate = await postTurn(app.baseUrl, sessionId, token, body);
+          const conflict = await postTurn(app.baseUrl, sessionId, token, {
+            ...body,
+            content: 'other',
+          });
+          disconnect();
+          return [duplicate, conflict];
+        })();
+      },
+    });
+    expect(checks).not.toBeNull();
+    const [duplicate, conflict] = await checks!;
+    expect(duplicate.status).toBe(409);
+    expect(duplicate.json).toMatchObject({ code: 'duplicate_in_progress' });
+    expect(conflict.status).toBe(409);
+    expect(conflict.json).toMatchObject({ code: 'idempotency_conflict' });
+    const userMessageId = String(duplicate.json?.original_user_message_id);
+    const stored = await eventually(async () =>
+      (await history(sessionId)).find((m) => m.role === 'user'),
+    );
+    expect(stored.id).toBe(userMessageId);
+  });
+});
+
+describe('limits and access', () => {
+  it('answers 429 rate_limited to the fourth open stream of a user, and frees the slot on disconnect', async () => {
+    upstream.script('m1', { kind: 'stall', afterChunks: 1 });
+    const bob = await app.token('bob');
+    const sessionId = await newSession(bob);
+    const disconnects: Array<() => void> = [];
+    let opened = 0;
+    let release!: () => void;
+    const allOpen = new Promise<void>((resolve) => (release = resolve));
+    const streams = [1, 2, 3].map(() =>
+      postTurn(
+        app.baseUrl,
+        sessionId,
+        bob,
+        { content: 'hold', client_msg_id: key() },
+        {
+          onFrame: (received, disconnect) => {
+            if (received.data.type !== 'meta') return;
+            disconnects.push(disconnect);
+            if (++opened === 3) release();
+          },
+        },
+      ),
+    );
+    await allOpen;
+    const fourth = await postTurn(app.baseUrl, sessionId, bob, {
+      content: 'one more',
+      client_msg_id: key(),
+    });
+    expect(fourth.status).toBe(429);
+    expect(fourth.json).toMatchObject({ code: 'rate_limited', message: expect.any(String) });
+    // Other users are not affected.
+    const other = await postTurn(app.baseUrl, await newSession(), token, {
+      content: 'hi',
+      client_msg_id: key(),
+    });
+    expect(other.status).toBe(200);
+
+    disconnects.forEach((disconnect) => disconnect());
+    await Promise.all(streams);
+    upstream.script('m1', { kind: 'stream' });
+    const retry = await eventually(async () => {
+      const attempt = await postTurn(app.baseUrl, sessionId, bob, {
+        content: 'again',
+        client_msg_id: key(),
+      });
+      return attempt.status === 200 ? attempt : null;
+    });
+    expect(types(retry).at(-1)).toBe('final');
+  });
+
+  it('answers 401 without a token and with a bad one, and 404 for another user', async () => {
+    const sessionId = await newSession();
+    const body = { content: 'hi', client_msg_id: key() };
+    const none = await fetch(`${app.baseUrl}/v1/sessions/${sessionId}/turns`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    expect(none.status).toBe(401);
+    expect(await none.json()).toMatchObject({ code: 'unauthorized' });
+    const forged = await postTurn(app.baseUrl, sessionId, `${token.slice(0, -4)}AAAA`, body);
+    expect(forged.status).toBe(401);
+    expect(forged.json).toMatchObject({ code: 'unauthorized' });
+    const mallory = await postTurn(app.baseUrl, sessionId, await app.token('mallory'), body);
+    expect(mallory.status).toBe(404);
+    expect(mallory.json).toMatchObject({ code: 'session_not_found' });
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it('answers 400 invalid_payload for a blank message and writes nothing', async () => {
+    const sessionId = await newSession();
+    const response = await postTurn(app.baseUrl, sessionId, token, {
+      content: '   ',
+      client_msg_id: key(),
+    });
+    expect(response.status).toBe(400);
+    expect(response.json).toMatchObject({ code: 'invalid_payload' });
+    expect(await history(sessionId)).toEqual([]);
+  });
+});
