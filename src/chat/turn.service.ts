@@ -79,8 +79,14 @@ export class TurnService {
     const session = await this.sessions.owned(userId, sessionId);
     const forced = request.image?.force === true;
     const mode = request.image?.mode ?? 'text_image';
-    if (request.content.trim() === '' && !(forced && mode === 'image_only')) {
-      throw ApiError.invalidPayload('content must not be blank.', ['content must not be blank']);
+    // A forced image_only turn may leave content blank, but then image_prompt says what to draw.
+    const subject =
+      forced && mode === 'image_only'
+        ? `${request.content}${request.image?.image_prompt ?? ''}`
+        : request.content;
+    if (subject.trim() === '') {
+      const field = forced && mode === 'image_only' ? 'content or image.image_prompt' : 'content';
+      throw ApiError.invalidPayload(`${field} must not be blank.`, [`${field} must not be blank`]);
     }
     if (forced && this.config.image.models.length === 0) {
       throw new ApiError(422, {

@@ -148,23 +148,23 @@ function isWebp(bytes: Buffer): boolean {
 /** The RIFF size covers the whole file, so a shorter buffer was cut off. */
 function readWebp(bytes: Buffer): ImageInfo {
   const mime = 'image/webp';
-  if (bytes.length < 30 || bytes.readUInt32LE(4) + 8 > bytes.length) throw truncated(mime);
+  if (bytes.length < 20 || bytes.readUInt32LE(4) + 8 > bytes.length) throw truncated(mime);
   const chunk = bytes.toString('latin1', 12, 16);
-  if (chunk === 'VP8 ') {
-    // Frame tag (3 bytes), then the key-frame start code, then 14-bit sizes.
-    if (bytes[23] !== 0x9d || bytes[24] !== 0x01 || bytes[25] !== 0x2a) throw truncated(mime);
+  // Frame tag (3 bytes), the key-frame start code, then 14-bit sizes (top 2 bits: scaling).
+  if (chunk === 'VP8 ' && bytes.length >= 30 && bytes.readUIntBE(23, 3) === 0x9d012a) {
     return {
       mime,
       width: bytes.readUInt16LE(26) & 0x3fff,
       height: bytes.readUInt16LE(28) & 0x3fff,
     };
   }
-  if (chunk === 'VP8L') {
-    if (bytes[20] !== 0x2f) throw truncated(mime);
+  // Signature byte, then width-1 and height-1 in 14 bits each.
+  if (chunk === 'VP8L' && bytes.length >= 25 && bytes[20] === 0x2f) {
     const bits = bytes.readUInt32LE(21);
     return { mime, width: (bits & 0x3fff) + 1, height: ((bits >>> 14) & 0x3fff) + 1 };
   }
-  if (chunk === 'VP8X') {
+  // Flags and 3 reserved bytes, then canvas width-1 and height-1 in 24 bits each.
+  if (chunk === 'VP8X' && bytes.length >= 30) {
     return { mime, width: bytes.readUIntLE(24, 3) + 1, height: bytes.readUIntLE(27, 3) + 1 };
   }
   throw truncated(mime);

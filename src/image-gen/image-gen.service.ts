@@ -58,7 +58,7 @@ export function planAttempts(input: PlanInput): PlannedAttempt[] {
   return steps.map((step, i) => ({ ...step, index: i + 1, total: steps.length }));
 }
 
-interface AttemptOutcome {
+interface AttemptReport {
   readonly record: StoredAttempt;
   readonly image: (DecodedImage & { readonly generationId: string | null }) | null;
 }
@@ -167,13 +167,13 @@ export class ImageGenService {
     step: PlannedAttempt,
     request: ImageGenRequest,
     signal: AbortSignal | undefined,
-  ): Promise<AttemptOutcome> {
+  ): Promise<AttemptReport> {
     const { model, variant } = step;
     const started = performance.now();
-    const record = (failure: Failure): StoredAttempt => ({
+    const record = (fields: OutcomeFields): StoredAttempt => ({
       model,
       variant,
-      ...failure,
+      ...fields,
       ms: Math.round(performance.now() - started),
     });
 
@@ -225,10 +225,10 @@ export class ImageGenService {
   }
 }
 
-type Failure = Pick<StoredAttempt, 'outcome' | 'status' | 'error_code'>;
+type OutcomeFields = Pick<StoredAttempt, 'outcome' | 'status' | 'error_code'>;
 
 /** Maps what an attempt threw to the contract's outcome. */
-function classify(error: unknown): Failure {
+function classify(error: unknown): OutcomeFields {
   if (error instanceof DeadlineExceededError) return { outcome: 'timeout' };
   if (error instanceof ProviderError) {
     const errorCode = error.code === null ? {} : { error_code: error.code };

@@ -10,6 +10,10 @@ import {
 
 const signal = (): AbortSignal => new AbortController().signal;
 
+function iterate(iterable: AsyncIterable<ChatChunk>): AsyncIterator<ChatChunk> {
+  return iterable[Symbol.asyncIterator]();
+}
+
 async function collect(iterable: AsyncIterable<ChatChunk>): Promise<ChatChunk[]> {
   const chunks: ChatChunk[] = [];
   for await (const chunk of iterable) chunks.push(chunk);
@@ -116,9 +120,9 @@ describe('DemoProvider', () => {
 
     it('paces tokens by tokenDelayMs', async () => {
       const slow = new DemoProvider({ tokenDelayMs: 20, imageDelayMs: 0 });
-      const iterator = slow
-        .streamChat({ model: 'demo/chat', messages: english, signal: signal() })
-        [Symbol.asyncIterator]();
+      const iterator = iterate(
+        slow.streamChat({ model: 'demo/chat', messages: english, signal: signal() }),
+      );
       const started = performance.now();
       await iterator.next();
       await iterator.next();
@@ -130,9 +134,9 @@ describe('DemoProvider', () => {
     it('stops promptly and throws aborted when the signal aborts mid-stream', async () => {
       const slow = new DemoProvider({ tokenDelayMs: 1000, imageDelayMs: 0 });
       const controller = new AbortController();
-      const iterator = slow
-        .streamChat({ model: 'demo/chat', messages: english, signal: controller.signal })
-        [Symbol.asyncIterator]();
+      const iterator = iterate(
+        slow.streamChat({ model: 'demo/chat', messages: english, signal: controller.signal }),
+      );
       const pending = iterator.next();
       setTimeout(() => controller.abort(), 10);
       const started = performance.now();

@@ -17,6 +17,10 @@ import { OpenAiCompatibleProvider } from './openai-compatible.provider.js';
 const MODEL = 'vendor/chat-model';
 const IMAGE_MODEL = 'vendor/image-model';
 
+function iterate(iterable: AsyncIterable<ChatChunk>): AsyncIterator<ChatChunk> {
+  return iterable[Symbol.asyncIterator]();
+}
+
 async function collect(iterable: AsyncIterable<ChatChunk>): Promise<ChatChunk[]> {
   const chunks: ChatChunk[] = [];
   for await (const chunk of iterable) chunks.push(chunk);
@@ -184,9 +188,7 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
     it('closes the upstream socket within 100 ms of an abort mid-stream and throws aborted', async () => {
       upstream.script(MODEL, { kind: 'stream', delayMs: 300 });
       const controller = new AbortController();
-      const iterator = provider
-        .streamChat(chat({ signal: controller.signal }))
-        [Symbol.asyncIterator]();
+      const iterator = iterate(provider.streamChat(chat({ signal: controller.signal })));
       expect(await iterator.next()).toEqual({
         done: false,
         value: { type: 'delta', content: 'Hello' },

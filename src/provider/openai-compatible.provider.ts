@@ -29,10 +29,23 @@ function codeOf(error: unknown): string | null {
   return typeof code === 'string' || typeof code === 'number' ? String(code) : null;
 }
 
+/** Duck-typed, because errors from Node's own fetch may come from another realm (e.g. under jest). */
+function errorField(error: unknown, field: 'message' | 'name'): string | null {
+  if (typeof error !== 'object' || error === null || !(field in error)) return null;
+  const value: unknown = Reflect.get(error, field);
+  return typeof value === 'string' ? value : null;
+}
+
+/** The message with its causes (fetch hides the useful part, e.g. ECONNREFUSED, two levels down). */
 function messageOf(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : '';
-  return `${error.message}${cause}`;
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
+    const message = errorField(current, 'message');
+    if (message) parts.push(message);
+    current = typeof current === 'object' ? Reflect.get(current, 'cause') : undefined;
+  }
+  return parts.length > 0 ? parts.join(': ') : String(error);
 }
 
 /**
@@ -56,8 +69,8 @@ function toProviderError(error: unknown, signal: AbortSignal): ProviderError {
     }
     return new ProviderError('stream', `Upstream stream failed: ${error.message}`, null, code);
   }
-  if (error instanceof SyntaxError) {
-    return new ProviderError('stream', `Upstream sent an unreadable chunk: ${error.message}`);
+  if (errorField(error, 'name') === 'SyntaxError') {
+    return new ProviderError('stream', `Upstream sent an unreadable chunk: ${messageOf(error)}`);
   }
   return new ProviderError('transport', `Upstream connection failed: ${messageOf(error)}`);
 }

@@ -1,6 +1,6 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 import pg from 'pg';
 import { JwtService } from '../../src/auth/jwt.service.js';
 import { createApp } from '../../src/bootstrap.js';
@@ -42,21 +42,35 @@ async function freshDatabase(): Promise<{ url: string | null; drop: () => Promis
   };
 }
 
+/** A port free right now, so signed image URLs (PUBLIC_BASE_URL) can point at the app. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 export async function startApp(env: Record<string, string> = {}): Promise<TestApp> {
   const database = await freshDatabase();
+  const port = await freePort();
   const config = loadConfig({
     NODE_ENV: 'test',
     AUTH_JWT_SECRET: TEST_SECRET,
     DATA_DIR: IN_MEMORY,
     LOG_LEVEL: 'silent',
+    PORT: String(port),
+    PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
     DEMO_TOKEN_DELAY_MS: '0',
     DEMO_IMAGE_DELAY_MS: '0',
     ...(database.url ? { DATABASE_URL: database.url } : {}),
     ...env,
   });
   const app = await createApp(config);
-  await app.listen(0, '127.0.0.1');
-  const { port } = app.getHttpServer().address() as AddressInfo;
+  await app.listen(port, '127.0.0.1');
   return {
     app,
     config,

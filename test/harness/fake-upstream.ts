@@ -162,6 +162,15 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+function errorBody(step: Extract<ChatScript, { kind: 'error-chunk' }>): unknown {
+  return {
+    error: {
+      code: step.code ?? 'server_error',
+      message: step.message ?? 'Provider returned error',
+    },
+  };
+}
+
 function usage(completionTokens: number): Record<string, number> {
   return {
     prompt_tokens: FAKE_PROMPT_TOKENS,
@@ -234,6 +243,12 @@ class Answer {
 
   private contentChunk(content: string): unknown {
     return this.chunk({ role: 'assistant', content }, null);
+  }
+
+  /** Opens the SSE response and sends the first `count` content chunks at once. */
+  private startSseWith(chunks: readonly string[], count: number): void {
+    this.startSse();
+    for (const content of chunks.slice(0, count)) this.data(this.contentChunk(content));
   }
 
   private completion(message: Record<string, unknown>, completionTokens: number): unknown {
@@ -340,34 +355,19 @@ class Answer {
         );
       case 'complete':
         return this.stream([step.content], 0, true, true);
-      case 'cut': {
-        this.startSse();
-        const chunks = step.chunks ?? FAKE_DEFAULT_CHUNKS;
-        for (const content of chunks.slice(0, step.afterChunks))
-          this.data(this.contentChunk(content));
+      case 'cut':
+        this.startSseWith(step.chunks ?? FAKE_DEFAULT_CHUNKS, step.afterChunks);
         this.cut();
         return;
-      }
-      case 'error-chunk': {
-        this.startSse();
-        const chunks = step.chunks ?? FAKE_DEFAULT_CHUNKS;
-        for (const content of chunks.slice(0, step.afterChunks))
-          this.data(this.contentChunk(content));
-        this.data({
-          error: {
-            code: step.code ?? 'server_error',
-            message: step.message ?? 'Provider returned error',
-          },
-        });
+      case 'error-chunk':
+        this.startSseWith(step.chunks ?? FAKE_DEFAULT_CHUNKS, step.afterChunks);
+        this.data(errorBody(step));
         if (this.open) this.res.end();
         return;
-      }
       case 'stall': {
-        this.startSse();
+        // Without an explicit afterChunks, a stall sends its own chunks (none by default).
         const chunks = step.chunks ?? (step.afterChunks === undefined ? [] : FAKE_DEFAULT_CHUNKS);
-        for (const content of chunks.slice(0, step.afterChunks ?? chunks.length)) {
-          this.data(this.contentChunk(content));
-        }
+        this.startSseWith(chunks, step.afterChunks ?? chunks.length);
         return;
       }
     }
@@ -380,12 +380,7 @@ class Answer {
       return;
     }
     if (step.kind === 'error-chunk') {
-      sendJson(this.res, 200, {
-        error: {
-          code: step.code ?? 'server_error',
-          message: step.message ?? 'Provider returned error',
-        },
-      });
+      sendJson(this.res, 200, errorBody(step));
       return;
     }
     const text = JSON.stringify(this.jsonSuccess(step));
@@ -513,11 +508,19 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
       requests.length = 0;
       nextIndex = 0;
     },
-    close() {
+    async close() {
+      const socketsClosed = [...sockets].map(
+        (socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())),
+      );
       server.closeAllConnections();
-      return new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
-      });
+      // Also sockets the HTTP layer no longer tracks (e.g. ones whose request is still unread).
+      for (const socket of sockets) socket.destroy();
+      await Promise.all([
+        ...socketsClosed,
+        new Promise<void>((resolve, reject) => {
+          server.close((error) => (error ? reject(error) : resolve()));
+        }),
+      ]);
     },
   };
 }

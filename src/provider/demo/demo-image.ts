@@ -22,14 +22,6 @@ function hsl(hue: number, saturation: number, lightness: number): Rgb {
   return [channel(0), channel(8), channel(4)];
 }
 
-function mix(from: Rgb, to: Rgb, t: number): Rgb {
-  return [
-    from[0] + (to[0] - from[0]) * t,
-    from[1] + (to[1] - from[1]) * t,
-    from[2] + (to[2] - from[2]) * t,
-  ];
-}
-
 /**
  * Paints a small landscape (sky gradient, glowing sun, three ranges of hills) whose colours and
  * shapes all come from a hash of the prompt, and returns it as PNG bytes.
@@ -55,31 +47,46 @@ export function drawDemoImage(prompt: string, width: number, height: number): Bu
     colour: hsl((hillHue + layer * 15) % 360, 0.45, 0.42 - layer * 0.1),
   }));
 
+  // Plain numeric loops with no per-pixel allocation: a 512×512 picture takes a few ms.
   const pixels = new Uint8Array(width * height * 3);
+  const ridges = new Float64Array(hills.length);
+  const glowRadius = sunRadius * 2.5;
   for (let x = 0; x < width; x++) {
     const angle = (x / width) * Math.PI * 2;
-    const ridges = hills.map(
-      (hill) =>
+    for (let layer = 0; layer < hills.length; layer++) {
+      const hill = hills[layer];
+      ridges[layer] =
         hill.base +
         hill.amplitude *
           (Math.sin(angle * hill.frequency1 + hill.phase1) +
-            0.4 * Math.sin(angle * hill.frequency2 + hill.phase2)),
-    );
+            0.4 * Math.sin(angle * hill.frequency2 + hill.phase2));
+    }
     for (let y = 0; y < height; y++) {
-      let colour = mix(skyTop, skyHorizon, y / height);
-      const distance = Math.hypot(x - sunX, y - sunY);
-      if (distance <= sunRadius) {
-        colour = sunColour;
-      } else if (distance < sunRadius * 2.5) {
-        colour = mix(colour, sunColour, 0.5 * (1 - (distance - sunRadius) / (sunRadius * 1.5)));
-      }
-      for (let layer = 0; layer < hills.length; layer++) {
-        if (y >= ridges[layer]) colour = hills[layer].colour;
-      }
       const offset = (y * width + x) * 3;
-      pixels[offset] = Math.round(colour[0]);
-      pixels[offset + 1] = Math.round(colour[1]);
-      pixels[offset + 2] = Math.round(colour[2]);
+      let front = -1;
+      for (let layer = 0; layer < hills.length; layer++) if (y >= ridges[layer]) front = layer;
+      if (front >= 0) {
+        const colour = hills[front].colour;
+        pixels[offset] = colour[0];
+        pixels[offset + 1] = colour[1];
+        pixels[offset + 2] = colour[2];
+        continue;
+      }
+      const t = y / height;
+      let r = skyTop[0] + (skyHorizon[0] - skyTop[0]) * t;
+      let g = skyTop[1] + (skyHorizon[1] - skyTop[1]) * t;
+      let b = skyTop[2] + (skyHorizon[2] - skyTop[2]) * t;
+      const distance = Math.sqrt((x - sunX) ** 2 + (y - sunY) ** 2);
+      if (distance < glowRadius) {
+        const glow =
+          distance <= sunRadius ? 1 : 0.5 * (1 - (distance - sunRadius) / (glowRadius - sunRadius));
+        r += (sunColour[0] - r) * glow;
+        g += (sunColour[1] - g) * glow;
+        b += (sunColour[2] - b) * glow;
+      }
+      pixels[offset] = Math.round(r);
+      pixels[offset + 1] = Math.round(g);
+      pixels[offset + 2] = Math.round(b);
     }
   }
   return encodePng({ width, height, channels: 3, pixels });
