@@ -6,6 +6,7 @@ import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swag
 import { AppModule } from './app.module.js';
 import { ApiError } from './common/api-error.js';
 import { ApiExceptionFilter } from './common/api-exception.filter.js';
+import { JsonShapePipe } from './common/json-shape.pipe.js';
 import { type AppConfig } from './config/app-config.js';
 
 function flatten(errors: ValidationError[], prefix = ''): string[] {
@@ -38,10 +39,13 @@ export async function createApp(config: AppConfig): Promise<NestExpressApplicati
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bufferLogs: false,
     logger: config.logLevel === 'silent' ? false : undefined,
+    // JSON only: Nest's default urlencoded parser would let form posts through as requests.
+    bodyParser: false,
   });
   app.useBodyParser('json', { limit: '256kb' });
   app.useGlobalFilters(new ApiExceptionFilter());
   app.useGlobalPipes(
+    new JsonShapePipe(),
     new ValidationPipe({
       whitelist: true,
       forbidNonWhitelisted: true,

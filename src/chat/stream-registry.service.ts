@@ -1,17 +1,18 @@
 import { Injectable } from '@nestjs/common';
+import { BehaviorSubject, filter, firstValueFrom, map } from 'rxjs';
 
 /**
  * Open turn streams of this process, per user. A slot is taken before any database write, so
- * the MAX_STREAMS_PER_USER check and the reservation are one synchronous step (no race).
+ * the MAX_STREAMS_PER_USER check and the reservation are one synchronous step (no race). A slot
+ * is held until the turn's last write, so "idle" means nothing is left to store.
  */
 @Injectable()
 export class StreamRegistry {
   private readonly perUser = new Map<string, number>();
+  private readonly open$ = new BehaviorSubject(0);
 
   get open(): number {
-    let total = 0;
-    for (const count of this.perUser.values()) total += count;
-    return total;
+    return this.open$.value;
   }
 
   /** Takes a slot, or returns null when the user already has `max` open streams. */
@@ -19,6 +20,7 @@ export class StreamRegistry {
     const current = this.perUser.get(userId) ?? 0;
     if (current >= max) return null;
     this.perUser.set(userId, current + 1);
+    this.open$.next(this.open$.value + 1);
     let released = false;
     return () => {
       if (released) return;
@@ -26,6 +28,17 @@ export class StreamRegistry {
       const left = (this.perUser.get(userId) ?? 1) - 1;
       if (left <= 0) this.perUser.delete(userId);
       else this.perUser.set(userId, left);
+      this.open$.next(this.open$.value - 1);
     };
+  }
+
+  /** Resolves once no stream is open. */
+  whenIdle(): Promise<void> {
+    return firstValueFrom(
+      this.open$.pipe(
+        filter((open) => open === 0),
+        map(() => undefined),
+      ),
+    );
   }
 }

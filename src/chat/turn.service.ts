@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import {
   catchError,
@@ -7,8 +7,10 @@ import {
   finalize,
   from,
   map,
+  merge,
   mergeMap,
   type Observable,
+  Subject,
   takeUntil,
   tap,
   timer,
@@ -17,6 +19,7 @@ import { ApiError } from '../common/api-error.js';
 import { type AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { ActionType } from '../database/schema.js';
+import { Lifecycle } from '../health/lifecycle.service.js';
 import { ImageGenService } from '../image-gen/image-gen.service.js';
 import { ImageUrlSigner } from '../image-gen/image-url.signer.js';
 import type {
@@ -50,8 +53,10 @@ interface LiveTurn {
 
 /** Runs chat turns: the checks before the stream, then the turn as one composed Observable. */
 @Injectable()
-export class TurnService {
+export class TurnService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(TurnService.name);
+  /** Fires when the shutdown grace period ends: every live turn ends with a retryable error. */
+  private readonly shutdown$ = new Subject<void>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -63,6 +68,7 @@ export class TurnService {
     private readonly imageGen: ImageGenService,
     private readonly signer: ImageUrlSigner,
     private readonly replay: TurnReplayService,
+    private readonly lifecycle: Lifecycle,
   ) {}
 
   /**
@@ -76,6 +82,7 @@ export class TurnService {
     request: TurnRequestDto,
     signal: AbortSignal,
   ): Promise<Observable<SseMessage>> {
+    if (this.lifecycle.draining) throw unavailable();
     const session = await this.sessions.owned(userId, sessionId);
     const forced = request.image?.force === true;
     const mode = request.image?.mode ?? 'text_image';
@@ -185,6 +192,25 @@ export class TurnService {
     };
   }
 
+  /**
+   * SIGTERM: refuse new turns, let open ones finish within SHUTDOWN_GRACE_MS, then end the rest
+   * with a retryable `error` frame and wait for their rows to be written (the database closes
+   * after this hook).
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.lifecycle.draining = true;
+    if (this.registry.open === 0) return;
+    this.logger.log(`draining ${this.registry.open} open turn(s)`);
+    const idle = this.registry.whenIdle();
+    const grace = new Promise<'grace'>((resolve) =>
+      setTimeout(() => resolve('grace'), this.config.shutdownGraceMs).unref(),
+    );
+    if ((await Promise.race([idle, grace])) === 'grace') {
+      this.shutdown$.next();
+      await idle;
+    }
+  }
+
   private actionOf(request: TurnRequestDto): ActionType {
     const image = request.image;
     if (!image) return 'reply_text';
@@ -209,13 +235,23 @@ export class TurnService {
     };
     signal.addEventListener('abort', () => subscribed || settle(), { once: true });
 
-    const deadline$ = timer(this.config.turnTimeoutMs).pipe(
-      tap(() => {
-        throw new TurnFailure(
-          'timeout',
-          `the turn took longer than ${this.config.turnTimeoutMs} ms`,
-        );
-      }),
+    const deadline$ = merge(
+      timer(this.config.turnTimeoutMs).pipe(
+        tap(() => {
+          throw new TurnFailure(
+            'timeout',
+            `the turn took longer than ${this.config.turnTimeoutMs} ms`,
+          );
+        }),
+      ),
+      this.shutdown$.pipe(
+        tap(() => {
+          throw new TurnFailure(
+            'upstream_unavailable',
+            'The server is shutting down; run the turn again.',
+          );
+        }),
+      ),
     );
     const frames$ = concat(
       this.action$(live),
@@ -495,6 +531,14 @@ export class TurnService {
     });
     return concat(from(truncated), error$);
   }
+}
+
+function unavailable(): ApiError {
+  return new ApiError(503, {
+    code: 'unavailable',
+    message: 'The server is shutting down and takes no new turns.',
+    user_message: 'The service is restarting. Please try again in a moment.',
+  });
 }
 
 function duplicateInProgress(userMessageId: string): ApiError {

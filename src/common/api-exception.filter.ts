@@ -52,12 +52,18 @@ export class ApiExceptionFilter implements ExceptionFilter {
 
   private describe(exception: unknown): [number, ApiErrorBody] {
     if (exception instanceof ApiError) return [exception.getStatus(), exception.body];
-    if (isParserError(exception) && exception.status >= 400 && exception.status < 500) {
+    // Express's adapter wraps body-parser errors in an HttpException; the original is the cause.
+    const parser = isParserError(exception)
+      ? exception
+      : exception instanceof HttpException && isParserError(exception.cause)
+        ? exception.cause
+        : null;
+    if (parser && parser.status >= 400 && parser.status < 500) {
       const message =
-        exception.type === 'entity.parse.failed'
-          ? 'The request body is not valid JSON.'
-          : exception.message;
-      return [exception.status, { code: CODES[exception.status] ?? 'invalid_payload', message }];
+        parser.type === 'entity.parse.failed'
+          ? 'The request body is not a valid JSON object.'
+          : parser.message;
+      return [parser.status, { code: CODES[parser.status] ?? 'invalid_payload', message }];
     }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();

@@ -3,11 +3,15 @@ import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ApiError } from '../common/api-error.js';
 import { ErrorDto } from '../common/error.dto.js';
 import { DatabaseClient } from '../database/database.client.js';
+import { Lifecycle } from './lifecycle.service.js';
 
 @ApiTags('health')
 @Controller()
 export class HealthController {
-  constructor(private readonly database: DatabaseClient) {}
+  constructor(
+    private readonly database: DatabaseClient,
+    private readonly lifecycle: Lifecycle,
+  ) {}
 
   @Get('healthz')
   @ApiOperation({ summary: 'Liveness: the process answers' })
@@ -19,8 +23,15 @@ export class HealthController {
   @Get('readyz')
   @ApiOperation({ summary: 'Readiness: the database answers' })
   @ApiResponse({ status: 200, schema: { example: { status: 'ok', database: 'pglite' } } })
-  @ApiResponse({ status: 503, type: ErrorDto, description: '`unavailable`' })
+  @ApiResponse({
+    status: 503,
+    type: ErrorDto,
+    description: '`unavailable` (database down or shutting down)',
+  })
   async ready(): Promise<{ status: 'ok'; database: string }> {
+    if (this.lifecycle.draining) {
+      throw new ApiError(503, { code: 'unavailable', message: 'The server is shutting down.' });
+    }
     try {
       await this.database.ping();
     } catch {
