@@ -1,0 +1,76 @@
+import { ConfigError, loadConfig } from './app-config.js';
+
+const SECRET = 'a-long-enough-secret';
+
+describe('loadConfig', () => {
+  it('defaults to the offline demo provider on embedded PGlite', () => {
+    const config = loadConfig({ AUTH_JWT_SECRET: SECRET });
+    expect(config.provider.kind).toBe('demo');
+    expect(config.databaseUrl).toBeNull();
+    expect(config.dataDir).toBe('./data');
+    expect(config.port).toBe(3000);
+    expect(config.turnTimeoutMs).toBe(120_000);
+    expect(config.sseHeartbeatMs).toBe(15_000);
+    expect(config.maxStreamsPerUser).toBe(3);
+    expect(config.image.inline).toBe(true);
+    expect(config.image.models.length).toBeGreaterThan(1);
+    expect(config.publicBaseUrl).toBe('http://localhost:3000');
+  });
+
+  it('uses the OpenAI-compatible provider when a base URL and key are given', () => {
+    const config = loadConfig({
+      AUTH_JWT_SECRET: SECRET,
+      LLM_BASE_URL: 'https://openrouter.ai/api/v1/',
+      LLM_API_KEY: 'sk-x',
+      CHAT_MODELS: ' a , b ,a',
+      IMAGE_MODELS: '',
+    });
+    expect(config.provider).toMatchObject({
+      kind: 'openai-compatible',
+      baseUrl: 'https://openrouter.ai/api/v1',
+    });
+    expect(config.chatModels).toEqual(['a', 'b']);
+    expect(config.image.models).toEqual([]);
+    expect(config.image.composeModel).toBe('a');
+  });
+
+  it('turns composing off with IMAGE_COMPOSE_MODEL=off', () => {
+    expect(
+      loadConfig({ AUTH_JWT_SECRET: SECRET, IMAGE_COMPOSE_MODEL: 'off' }).image.composeModel,
+    ).toBeNull();
+  });
+
+  it('makes a secret outside production and refuses to boot without one in production', () => {
+    const dev = loadConfig({});
+    expect(dev.auth.generated).toBe(true);
+    expect(dev.auth.jwtSecret.length).toBeGreaterThanOrEqual(32);
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(
+      'Invalid configuration: AUTH_JWT_SECRET is required when NODE_ENV=production',
+    );
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, 'PORT must be a whole number, got "abc"'],
+    [{ PORT: '70000' }, 'PORT must be between 0 and 65535, got 70000'],
+    [{ MAX_STREAMS_PER_USER: '0' }, 'MAX_STREAMS_PER_USER must be between 1 and 1000, got 0'],
+    [{ IMAGE_INLINE: 'maybe' }, 'IMAGE_INLINE must be true or false, got "maybe"'],
+    [
+      { LLM_BASE_URL: 'not a url', LLM_API_KEY: 'k' },
+      'LLM_BASE_URL must be an absolute URL, got "not a url"',
+    ],
+    [{ LLM_BASE_URL: 'https://x.test' }, 'LLM_API_KEY is required when LLM_BASE_URL is set'],
+    [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL must use postgres: or postgresql:, got "mysql:"'],
+    [{ CHAT_MODELS: ' , ' }, 'CHAT_MODELS must name at least one model'],
+    [{ AUTH_JWT_SECRET: 'short' }, 'AUTH_JWT_SECRET must be at least 16 characters long'],
+  ])('rejects %j with one readable line naming the variable', (env, detail) => {
+    let thrown: unknown;
+    try {
+      loadConfig({ AUTH_JWT_SECRET: SECRET, ...env });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(ConfigError);
+    expect((thrown as ConfigError).message).toBe(`Invalid configuration: ${detail}`);
+    expect((thrown as ConfigError).message).not.toContain('\n');
+  });
+});
