@@ -324,6 +324,29 @@ describe('reply_image', () => {
     expect(stored[0].image_failed!.attempts).toHaveLength(4);
   });
 
+  it('keeps the image diagnostic when the text reply Y also fails before its first token', async () => {
+    upstream.script('p1', { kind: 'status', status: 500 });
+    upstream.script('p2', { kind: 'status', status: 500 });
+    upstream.script('chat', { kind: 'status', status: 503 });
+    const sessionId = await newSession();
+    const body = forced('doomed', { mode: 'image_only' });
+    const first = await postTurn(app.baseUrl, sessionId, token, body);
+    expect(shape(first)).toEqual([
+      'image_pending',
+      'image_attempt',
+      'image_attempt',
+      'image_attempt',
+      'image_attempt',
+      'image_failed',
+      'error',
+    ]);
+    const again = await postTurn(app.baseUrl, sessionId, token, body);
+    expect(types(again)).toEqual(['image_pending', 'image_failed', 'error']);
+    expect(one(again, 'image_failed')).toEqual(one(first, 'image_failed'));
+    expect(one(again, 'error')).toEqual(one(first, 'error'));
+    expect((await history(sessionId)).map((message) => message.role)).toEqual(['user']);
+  });
+
   it('a forced image_only turn may have an empty message when image_prompt says what to draw', async () => {
     const response = await postTurn(
       app.baseUrl,
@@ -479,6 +502,18 @@ describe('image generation off', () => {
     );
     expect(response.status).toBe(422);
     expect(response.json).toMatchObject({ code: 'image_disabled' });
+  });
+
+  it('does not draw with a caller-named model either', async () => {
+    const aliceToken = await disabled.token('alice');
+    const response = await postTurn(
+      disabled.baseUrl,
+      await newSession(disabled, aliceToken),
+      aliceToken,
+      { content: 'draw me a dog', client_msg_id: key(), image: { model: 'p1' } },
+    );
+    expect(one(response, 'image_failed').reason).toBe('config_error');
+    expect(upstream.requests.filter((request) => request.type === 'image')).toHaveLength(0);
   });
 
   it('answers a planned image turn with image_pending → image_failed(config_error) and no attempt', async () => {

@@ -1,7 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import { and, asc, desc, eq, inArray, lt, ne, sql } from 'drizzle-orm';
 import { DatabaseClient, type Database } from '../database/database.client.js';
-import { images, messages, turns, type TurnError, type TurnStatus } from '../database/schema.js';
+import {
+  images,
+  messages,
+  sessions,
+  turns,
+  type TurnError,
+  type TurnStatus,
+} from '../database/schema.js';
 
 export type MessageRow = typeof messages.$inferSelect;
 export type NewMessage = typeof messages.$inferInsert;
@@ -33,12 +40,16 @@ export class MessagesRepository {
     return row ?? null;
   }
 
-  /** Inserts the user message and a running turn, in one transaction. */
+  /** Inserts the user message and a running turn, and marks the session updated, in one transaction. */
   async beginTurn(turn: typeof turns.$inferInsert, userMessage: NewMessage): Promise<void> {
     try {
       await this.database.db.transaction(async (tx) => {
         await tx.insert(messages).values(userMessage);
         await tx.insert(turns).values(turn);
+        await tx
+          .update(sessions)
+          .set({ updatedAt: new Date() })
+          .where(eq(sessions.id, turn.sessionId));
       });
     } catch (error) {
       if (isUniqueViolation(error)) throw new TurnKeyTaken();

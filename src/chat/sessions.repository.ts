@@ -49,11 +49,4 @@ export class SessionsRepository {
       .returning({ id: sessions.id });
     return deleted.length > 0;
   }
-
-  async touch(id: string): Promise<void> {
-    await this.database.db
-      .update(sessions)
-      .set({ updatedAt: new Date() })
-      .where(eq(sessions.id, id));
-  }
 }

@@ -23,27 +23,41 @@ export class TurnReplayService {
 
   frames$(turn: TurnRow): Observable<Frame> {
     return defer(() => from(this.messages.ofTurn(turn))).pipe(
-      mergeMap((rows) => concat(...rows.map((row) => this.message$(row)), of(this.ending(turn)))),
+      mergeMap((rows) =>
+        concat(...rows.map((row) => this.message$(row)), from(this.ending(turn, rows.length))),
+      ),
     );
   }
 
-  private ending(turn: TurnRow): Frame {
+  private ending(turn: TurnRow, messages: number): Frame[] {
     if (turn.status === 'failed' && turn.error) {
-      return {
+      const imageFailed = messages === 0 ? turn.error.image_failed : undefined;
+      const x = imageFailed?.pending_message_id;
+      const before: Frame[] =
+        imageFailed && x
+          ? [
+              { type: 'image_pending', message_id: x },
+              { type: 'image_failed', message_id: x, reason: imageFailed.reason },
+            ]
+          : [];
+      const error: Frame = {
         type: 'error',
         code: turn.error.code as Extract<Frame, { type: 'error' }>['code'],
         retryable: turn.error.retryable,
         message: turn.error.message,
         user_message: turn.error.user_message,
       };
+      return [...before, error];
     }
-    return {
-      type: 'final',
-      user_message_id: turn.userMessageId,
-      message_ids: turn.messageIds,
-      action_type: turn.actionType ?? 'reply_text',
-      replayed: true,
-    };
+    return [
+      {
+        type: 'final',
+        user_message_id: turn.userMessageId,
+        message_ids: turn.messageIds,
+        action_type: turn.actionType ?? 'reply_text',
+        replayed: true,
+      },
+    ];
   }
 
   private message$(row: MessageRow): Observable<Frame> {

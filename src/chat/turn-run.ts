@@ -19,6 +19,8 @@ export interface AssistantDraft {
  */
 export class TurnRun {
   phase: 'live' | 'finishing' | 'ended' = 'live';
+  /** Set when a `reply_image` drawing failed: the diagnostic that its text reply Y carries. */
+  imageFailure: MessageMetadata['image_failed'] | null = null;
   private readonly drafts = new Map<string, AssistantDraft>();
 
   constructor(

@@ -333,7 +333,8 @@ export class TurnService implements BeforeApplicationShutdown {
     return {
       subject: image?.image_prompt?.trim() || live.request.content,
       context: live.context,
-      model: image?.model ?? null,
+      // IMAGE_MODELS empty means image generation is off: a caller's model does not re-enable it.
+      model: this.config.image.models.length === 0 ? null : (image?.model ?? null),
       aspectRatio: image?.aspect_ratio ?? null,
       referenceImageUrl: image?.reference_image_url ?? null,
     };
@@ -399,16 +400,16 @@ export class TurnService implements BeforeApplicationShutdown {
           ...live.context,
           { role: 'system', content: DEGRADED_NOTE },
         ];
+        run.imageFailure = {
+          reason: result.reason,
+          attempts: result.attempts,
+          pending_message_id: x,
+        };
         return concat(
           emit({ type: 'image_failed', message_id: x, reason: result.reason }),
           this.text$(run, y, 'reply_text', context).pipe(
             tap((frame) => {
-              if (frame.type !== 'meta') return;
-              run.get(y).metadata.image_failed = {
-                reason: result.reason,
-                attempts: result.attempts,
-                pending_message_id: x,
-              };
+              if (frame.type === 'meta') run.get(y).metadata.image_failed = run.imageFailure!;
             }),
           ),
         );
@@ -519,15 +520,27 @@ export class TurnService implements BeforeApplicationShutdown {
       generation_id: null,
     }));
     const stored = failure.toStored();
+    const orphanedImageFailure = run.imageFailure && run.messageIds.length === 0;
     const error$ = defer(async (): Promise<Frame> => {
       run.phase = 'finishing';
       try {
-        await this.messages.finishTurn(run.turnId, 'failed', run.rows('failed'), stored);
+        await this.messages.finishTurn(
+          run.turnId,
+          'failed',
+          run.rows('failed'),
+          orphanedImageFailure ? { ...stored, image_failed: run.imageFailure! } : stored,
+        );
       } catch (persistError) {
         this.logger.error(`storing failed turn ${run.turnId}: ${String(persistError)}`);
       }
       run.phase = 'ended';
-      return { type: 'error', ...stored, code: failure.code };
+      return {
+        type: 'error',
+        code: failure.code,
+        retryable: stored.retryable,
+        message: stored.message,
+        user_message: stored.user_message,
+      };
     });
     return concat(from(truncated), error$);
   }

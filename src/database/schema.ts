@@ -108,6 +108,11 @@ export interface TurnError {
   retryable: boolean;
   message: string;
   user_message: string;
+  /**
+   * A `reply_image` whose image failed and whose text reply Y then failed before its first
+   * token: no message carries the diagnostic, so the turn does (and replay repeats it).
+   */
+  image_failed?: MessageMetadata['image_failed'];
 }
 
 /** One turn's bookkeeping: what idempotency, replay and crash recovery need. */

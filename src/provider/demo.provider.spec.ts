@@ -176,6 +176,20 @@ describe('DemoProvider', () => {
       expect(prompt).toContain('一只猫');
     });
 
+    it('reads the subject from the prompt composer’s "Image request:" line', async () => {
+      const prompt = await provider.complete({
+        model: 'demo/chat',
+        messages: [
+          {
+            role: 'user',
+            content: 'Conversation so far:\nuser: hi\nassistant: hello\n\nImage request: a red kite',
+          },
+        ],
+        signal: signal(),
+      });
+      expect(prompt).toMatch(/^A detailed illustration of a red kite,/);
+    });
+
     it('throws aborted for an aborted signal', async () => {
       const controller = new AbortController();
       controller.abort();

@@ -89,10 +89,13 @@ const REQUEST_PREFIX =
 const CHINESE_REQUEST_PREFIX =
   /^(?:请|帮我|给我|能不能|可以)*(?:画|生成|绘制)(?:一张|一幅|一个)?(?:图片?|画)?(?:[:：])?/u;
 
-/** The subject an image prompt is about: a "Subject:" line when present, else the last user text. */
+/**
+ * The subject an image prompt is about: the composer's "Image request:" line (or a "Subject:"
+ * line) when present, else the last user text.
+ */
 function subjectOf(messages: readonly ChatMessage[]): string {
   const raw = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
-  const labelled = /^\s*subject\s*[:：]\s*(.+)$/im.exec(raw)?.[1];
+  const labelled = /^\s*(?:image request|subject)\s*[:：]\s*(.+)$/im.exec(raw)?.[1];
   const line = (labelled ?? raw.split('\n').find((l) => l.trim() !== '') ?? '').trim();
   const subject = line
     .replace(REQUEST_PREFIX, '')
