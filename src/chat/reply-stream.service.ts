@@ -1,8 +1,10 @@
+import { performance } from 'node:perf_hooks';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Observable, type Subscriber } from 'rxjs';
 import { type AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { StoredUsage } from '../database/schema.js';
+import { MetricsService } from '../observability/metrics.service.js';
 import {
   type ChatMessage,
   LLM_PROVIDER,
@@ -25,6 +27,7 @@ export class ReplyStreamService {
   constructor(
     @Inject(LLM_PROVIDER) private readonly provider: LlmProvider,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   /** Cold: each subscription is one upstream call chain; unsubscribing aborts it. */
@@ -44,13 +47,18 @@ export class ReplyStreamService {
     const failures: ProviderError[] = [];
     for (const model of this.config.chatModels) {
       let started = false;
+      const sent = performance.now();
       try {
         for await (const chunk of this.provider.streamChat({ model, messages, signal })) {
           if (chunk.type === 'delta') {
-            if (!started) subscriber.next({ type: 'start', model });
+            if (!started) {
+              this.metrics.upstreamLatency('chat_first_token', model, performance.now() - sent);
+              subscriber.next({ type: 'start', model });
+            }
             started = true;
             subscriber.next({ type: 'delta', content: chunk.content });
           } else if (started) {
+            this.metrics.upstreamLatency('chat_total', model, performance.now() - sent);
             subscriber.next({ type: 'end', usage: chunk.usage, generationId: chunk.generationId });
             subscriber.complete();
             return;

@@ -49,6 +49,7 @@ export class SessionsController {
   @Get()
   @ApiOperation({ summary: "List the caller's sessions, newest first" })
   @ApiResponse({ status: 200, type: SessionPageDto })
+  @ApiResponse({ status: 400, type: ErrorDto, description: '`invalid_payload` (limit, cursor)' })
   list(
     @CurrentUser() userId: string,
     @Query() query: ListSessionsQueryDto,
@@ -76,6 +77,7 @@ export class SessionsController {
   @Get(':session_id/messages')
   @ApiOperation({ summary: 'Message history, newest first' })
   @ApiResponse({ status: 200, type: MessagePageDto })
+  @ApiResponse({ status: 400, type: ErrorDto, description: '`invalid_payload` (limit, before)' })
   @ApiResponse({ status: 404, type: ErrorDto, description: '`session_not_found`' })
   messages(
     @CurrentUser() userId: string,

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { BehaviorSubject, filter, firstValueFrom, map } from 'rxjs';
+import { MetricsService } from '../observability/metrics.service.js';
 
 /**
  * Open turn streams of this process, per user. A slot is taken before any database write, so
@@ -10,6 +11,10 @@ import { BehaviorSubject, filter, firstValueFrom, map } from 'rxjs';
 export class StreamRegistry {
   private readonly perUser = new Map<string, number>();
   private readonly open$ = new BehaviorSubject(0);
+
+  constructor(metrics: MetricsService) {
+    metrics.trackOpenStreams(() => this.open);
+  }
 
   get open(): number {
     return this.open$.value;

@@ -8,18 +8,13 @@ import {
   SseSignal,
   UseGuards,
 } from '@nestjs/common';
-import {
-  ApiBearerAuth,
-  ApiBody,
-  ApiOperation,
-  ApiProduces,
-  ApiResponse,
-  ApiTags,
-} from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Observable } from 'rxjs';
 import { AuthGuard } from '../auth/auth.guard.js';
 import { CurrentUser } from '../auth/current-user.decorator.js';
 import { ErrorDto } from '../common/error.dto.js';
+import { MetricsService } from '../observability/metrics.service.js';
+import { countTurn } from '../observability/turn-metrics.js';
 import { TurnRequestDto } from './dto/turn-request.dto.js';
 import type { SseMessage } from './frames.js';
 import { TurnService } from './turn.service.js';
@@ -29,7 +24,10 @@ import { TurnService } from './turn.service.js';
 @UseGuards(AuthGuard)
 @Controller('v1/sessions/:session_id/turns')
 export class TurnsController {
-  constructor(private readonly turns: TurnService) {}
+  constructor(
+    private readonly turns: TurnService,
+    private readonly metrics: MetricsService,
+  ) {}
 
   @Sse('', { method: RequestMethod.POST })
   @HttpCode(200)
@@ -40,8 +38,12 @@ export class TurnsController {
       'image_attempt, image, image_failed, final, error. See docs/api-reference.md for the orders.',
   })
   @ApiBody({ type: TurnRequestDto })
-  @ApiProduces('text/event-stream')
-  @ApiResponse({ status: 200, description: 'The turn stream (text/event-stream).' })
+  @ApiResponse({
+    status: 200,
+    description:
+      'The turn stream: `id: <n>` and `data: <frame JSON>` per event, `: ping` comments.',
+    content: { 'text/event-stream': { schema: { type: 'string' } } },
+  })
   @ApiResponse({ status: 400, type: ErrorDto, description: '`invalid_payload`' })
   @ApiResponse({ status: 401, type: ErrorDto, description: '`unauthorized`' })
   @ApiResponse({ status: 404, type: ErrorDto, description: '`session_not_found`' })
@@ -54,12 +56,13 @@ export class TurnsController {
   @ApiResponse({ status: 422, type: ErrorDto, description: '`image_disabled`' })
   @ApiResponse({ status: 429, type: ErrorDto, description: '`rate_limited`' })
   @ApiResponse({ status: 503, type: ErrorDto, description: '`unavailable` (shutting down)' })
-  run(
+  async run(
     @CurrentUser() userId: string,
     @Param('session_id') sessionId: string,
     @Body() body: TurnRequestDto,
     @SseSignal() signal: AbortSignal,
   ): Promise<Observable<SseMessage>> {
-    return this.turns.start(userId, sessionId, body, signal);
+    const frames$ = await this.turns.start(userId, sessionId, body, signal);
+    return frames$.pipe(countTurn(this.metrics));
   }
 }

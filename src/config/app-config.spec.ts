@@ -62,6 +62,10 @@ describe('loadConfig', () => {
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL must use postgres: or postgresql:, got "mysql:"'],
     [{ CHAT_MODELS: ' , ' }, 'CHAT_MODELS must name at least one model'],
     [{ AUTH_JWT_SECRET: 'short' }, 'AUTH_JWT_SECRET must be at least 16 characters long'],
+    [
+      { LOG_LEVEL: 'loud' },
+      'LOG_LEVEL must be one of silent, fatal, error, warn, info, log, debug, verbose, trace, got "loud"',
+    ],
   ])('rejects %j with one readable line naming the variable', (env, detail) => {
     let thrown: unknown;
     try {

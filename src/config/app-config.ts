@@ -59,6 +59,19 @@ const DEMO_IMAGE_MODELS = ['demo/flaky-painter', 'demo/painter'];
 const OPENROUTER_CHAT_MODELS = ['openai/gpt-4o-mini'];
 const OPENROUTER_IMAGE_MODELS = ['google/gemini-2.5-flash-image'];
 
+/** pino's levels plus Nest's names for two of them (log = info, verbose = trace). */
+export const LOG_LEVELS = [
+  'silent',
+  'fatal',
+  'error',
+  'warn',
+  'info',
+  'log',
+  'debug',
+  'verbose',
+  'trace',
+];
+
 function raw(env: Env, name: string): string | undefined {
   const value = env[name];
   return value === undefined ? undefined : value.trim();
@@ -107,6 +120,14 @@ function list(env: Env, name: string, fallback: readonly string[]): readonly str
     .map((item) => item.trim())
     .filter((item) => item !== '');
   return [...new Set(items)];
+}
+
+function logLevel(env: Env): string {
+  const value = (raw(env, 'LOG_LEVEL') || 'info').toLowerCase();
+  if (!LOG_LEVELS.includes(value)) {
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${value}"`);
+  }
+  return value;
 }
 
 export function loadConfig(env: Env = process.env): AppConfig {
@@ -185,6 +206,6 @@ export function loadConfig(env: Env = process.env): AppConfig {
     maxStreamsPerUser: integer(env, 'MAX_STREAMS_PER_USER', 3, 1, 1000),
     historyMessages: integer(env, 'HISTORY_MESSAGES', 20, 0, 200),
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
-    logLevel: raw(env, 'LOG_LEVEL') || 'info',
+    logLevel: logLevel(env),
   };
 }

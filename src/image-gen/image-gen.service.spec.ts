@@ -7,6 +7,7 @@ import {
   startFakeUpstream,
 } from '../../test/harness/fake-upstream.js';
 import { loadConfig } from '../config/app-config.js';
+import { MetricsService } from '../observability/metrics.service.js';
 import { OpenAiCompatibleProvider } from '../provider/openai-compatible.provider.js';
 import { ProviderError } from '../provider/llm-provider.js';
 import { ImageGenService, planAttempts } from './image-gen.service.js';
@@ -99,7 +100,13 @@ describe('ImageGenService against the fake upstream', () => {
       ...env,
     });
     const provider = new OpenAiCompatibleProvider({ baseUrl: upstream.baseUrl, apiKey: 'k' });
-    return new ImageGenService(config, provider, new PromptComposer(config, provider));
+    const metrics = new MetricsService(config);
+    return new ImageGenService(
+      config,
+      provider,
+      new PromptComposer(config, provider, metrics),
+      metrics,
+    );
   }
 
   const imageRequests = (): RecordedRequest[] =>

@@ -4,6 +4,7 @@ import { Observable } from 'rxjs';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { StoredAttempt } from '../database/schema.js';
+import { MetricsService } from '../observability/metrics.service.js';
 import { type LlmProvider, LLM_PROVIDER, ProviderError } from '../provider/llm-provider.js';
 import { DeadlineExceededError, runWithDeadline } from './deadline.js';
 import { decodeImageDataUrl, type DecodedImage } from './image-decoder.js';
@@ -72,6 +73,7 @@ export class ImageGenService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LLM_PROVIDER) private readonly provider: LlmProvider,
     @Inject(PromptComposer) private readonly composer: PromptComposer,
+    @Inject(MetricsService) private readonly metrics: MetricsService,
   ) {}
 
   /**
@@ -113,6 +115,7 @@ export class ImageGenService {
       });
       const { record, image } = await this.attempt(step, request, signal);
       attempts.push(record);
+      this.metrics.imageAttempt(record);
       if (image) {
         const generated: GeneratedImage = {
           bytes: image.bytes,

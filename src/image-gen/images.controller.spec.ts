@@ -8,6 +8,7 @@ import { loadConfig } from '../config/app-config.js';
 import { ConfigModule } from '../config/config.module.js';
 import { DatabaseClient, IN_MEMORY } from '../database/database.client.js';
 import { images, messages, sessions } from '../database/schema.js';
+import { ObservabilityModule } from '../observability/observability.module.js';
 import { ImageGenModule } from './image-gen.module.js';
 import { ImageGenService } from './image-gen.service.js';
 import { ImageUrlSigner } from './image-url.signer.js';
@@ -53,7 +54,12 @@ describe('GET /v1/images/:image_id (ImageGenModule wired with the demo provider)
       DEMO_IMAGE_DELAY_MS: '0',
     });
     const moduleRef = await Test.createTestingModule({
-      imports: [ConfigModule.forRoot(config), TestDatabaseModule, ImageGenModule],
+      imports: [
+        ConfigModule.forRoot(config),
+        TestDatabaseModule,
+        ObservabilityModule,
+        ImageGenModule,
+      ],
     }).compile();
     app = moduleRef.createNestApplication();
     app.useGlobalFilters(new ApiExceptionFilter());

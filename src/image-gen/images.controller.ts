@@ -4,7 +4,6 @@ import {
   ApiOkResponse,
   ApiOperation,
   ApiParam,
-  ApiProduces,
   ApiQuery,
   ApiResponse,
   ApiTags,
@@ -38,10 +37,14 @@ export class ImagesController {
   @ApiParam({ name: 'image_id', description: 'Image id, as in the signed URL.' })
   @ApiQuery({ name: 'exp', required: true, description: 'Expiry, unix seconds.' })
   @ApiQuery({ name: 'sig', required: true, description: 'base64url HMAC-SHA256 of `id.exp`.' })
-  @ApiProduces('image/png', 'image/jpeg', 'image/webp', 'image/gif')
   @ApiOkResponse({
     description: 'The image bytes; cacheable privately until the URL expires.',
-    schema: { type: 'string', format: 'binary' },
+    content: Object.fromEntries(
+      ['image/png', 'image/jpeg', 'image/webp', 'image/gif'].map((mime) => [
+        mime,
+        { schema: { type: 'string', format: 'binary' } },
+      ]),
+    ),
   })
   @ApiResponse({
     status: 403,

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { type FakeUpstream, startFakeUpstream } from '../../test/harness/fake-upstream.js';
 import { loadConfig } from '../config/app-config.js';
+import { MetricsService } from '../observability/metrics.service.js';
 import type { ChatMessage } from '../provider/llm-provider.js';
 import { OpenAiCompatibleProvider } from '../provider/openai-compatible.provider.js';
 import { MAX_COMPOSED_PROMPT_CHARS, PromptComposer } from './prompt-composer.service.js';
@@ -27,6 +28,7 @@ describe('PromptComposer against the fake upstream', () => {
     return new PromptComposer(
       config,
       new OpenAiCompatibleProvider({ baseUrl: upstream.baseUrl, apiKey: 'k' }),
+      new MetricsService(config),
     );
   }
 

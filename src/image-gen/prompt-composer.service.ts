@@ -1,6 +1,8 @@
+import { performance } from 'node:perf_hooks';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
+import { MetricsService } from '../observability/metrics.service.js';
 import { type ChatMessage, type LlmProvider, LLM_PROVIDER } from '../provider/llm-provider.js';
 import { runWithDeadline } from './deadline.js';
 
@@ -32,6 +34,7 @@ export class PromptComposer {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LLM_PROVIDER) private readonly provider: LlmProvider,
+    @Inject(MetricsService) private readonly metrics: MetricsService,
   ) {}
 
   /**
@@ -46,14 +49,17 @@ export class PromptComposer {
       { role: 'system', content: INSTRUCTION },
       { role: 'user', content: describe(input) },
     ];
+    const sent = performance.now();
     try {
       const reply = await runWithDeadline(signal, this.config.image.attemptTimeoutMs, (s) =>
         this.provider.complete({ model, messages, signal: s }),
       );
+      this.metrics.upstreamLatency('compose', model, performance.now() - sent);
       const prompt = reply.trim().slice(0, MAX_COMPOSED_PROMPT_CHARS).trim();
       return prompt === '' ? null : prompt;
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
+      this.metrics.upstreamLatency('compose', model, performance.now() - sent);
       this.logger.warn(
         `Prompt composing with ${model} failed, using the subject as is: ${String(error)}`,
       );

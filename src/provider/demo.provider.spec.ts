@@ -182,7 +182,8 @@ describe('DemoProvider', () => {
         messages: [
           {
             role: 'user',
-            content: 'Conversation so far:\nuser: hi\nassistant: hello\n\nImage request: a red kite',
+            content:
+              'Conversation so far:\nuser: hi\nassistant: hello\n\nImage request: a red kite',
           },
         ],
         signal: signal(),

@@ -21,7 +21,10 @@ export interface TestApp {
  * With TEST_DATABASE_URL (CI's PostgreSQL run) every app gets a database of its own, so suites
  * running side by side never see each other's turns; otherwise an in-memory PGlite.
  */
-async function freshDatabase(): Promise<{ url: string | null; drop: () => Promise<void> }> {
+export async function freshDatabase(): Promise<{
+  url: string | null;
+  drop: () => Promise<void>;
+}> {
   const admin = process.env.TEST_DATABASE_URL;
   if (!admin) return { url: null, drop: async () => undefined };
   const name = `easel_test_${randomBytes(6).toString('hex')}`;
@@ -43,7 +46,7 @@ async function freshDatabase(): Promise<{ url: string | null; drop: () => Promis
 }
 
 /** A port free right now, so signed image URLs (PUBLIC_BASE_URL) can point at the app. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
