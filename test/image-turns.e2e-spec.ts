@@ -1,8 +1,16 @@
 import { ImageUrlSigner } from '../src/image-gen/image-url.signer.js';
-import type { Frame } from '../src/chat/frames.js';
+import type { MessageDto } from '../src/chat/dto/message.dto.js';
 import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
 import { startApp, type TestApp } from './harness/app.js';
-import { eventually, postTurn, type TurnResponse, types } from './harness/sse-client.js';
+import { createSession, listMessages } from './harness/api.js';
+import {
+  eventually,
+  frameOf,
+  framesOf,
+  postTurn,
+  type TurnResponse,
+  types,
+} from './harness/sse-client.js';
 
 let upstream: FakeUpstream;
 let app: TestApp;
@@ -11,19 +19,8 @@ let counter = 0;
 
 const key = (): string => `img-${Date.now().toString(36)}-${++counter}`;
 
-type FrameOf<T extends Frame['type']> = Extract<Frame, { type: T }>;
-
-function all<T extends Frame['type']>(response: TurnResponse, type: T): FrameOf<T>[] {
-  return response.frames
-    .filter((item) => item.data.type === type)
-    .map((item) => item.data as FrameOf<T>);
-}
-
-function one<T extends Frame['type']>(response: TurnResponse, type: T): FrameOf<T> {
-  const [found] = all(response, type);
-  if (!found) throw new Error(`no ${type} frame in ${types(response).join(',')}`);
-  return found;
-}
+const all = framesOf;
+const one = frameOf;
 
 /** Frame types with runs of deltas folded, so orders read like the contract. */
 function shape(response: TurnResponse): string[] {
@@ -32,46 +29,10 @@ function shape(response: TurnResponse): string[] {
   );
 }
 
-async function newSession(target: TestApp = app, userToken = token): Promise<string> {
-  const response = await fetch(`${target.baseUrl}/v1/sessions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${userToken}`, 'content-type': 'application/json' },
-    body: '{}',
-  });
-  return ((await response.json()) as { id: string }).id;
-}
-
-interface StoredMessage {
-  id: string;
-  role: string;
-  status: string;
-  action_type: string | null;
-  content: string;
-  image: {
-    url: string;
-    mime: string;
-    model: string;
-    width: number;
-    height: number;
-    attempts: Attempt[];
-  } | null;
-  image_failed: { reason: string; attempts: Attempt[] } | null;
-}
-interface Attempt {
-  model: string;
-  variant: string;
-  outcome: string;
-  status?: number;
-  error_code?: string;
-  ms: number;
-}
-
-async function history(sessionId: string): Promise<StoredMessage[]> {
-  const response = await fetch(`${app.baseUrl}/v1/sessions/${sessionId}/messages`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
-  return ((await response.json()) as { items: StoredMessage[] }).items;
-}
+const newSession = (target: TestApp = app, userToken = token): Promise<string> =>
+  createSession(target.baseUrl, userToken);
+const history = (sessionId: string): Promise<MessageDto[]> =>
+  listMessages(app.baseUrl, sessionId, token);
 
 const forced = (content: string, image: Record<string, unknown> = {}) => ({
   content,

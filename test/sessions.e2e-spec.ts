@@ -4,11 +4,10 @@ import { SignJWT } from 'jose';
 import request, { type Response } from 'supertest';
 import type { MessageDto, MessagePageDto } from '../src/chat/dto/message.dto.js';
 import type { SessionDto, SessionPageDto } from '../src/chat/dto/session.dto.js';
-import type { Frame } from '../src/chat/frames.js';
 import { DatabaseClient } from '../src/database/database.client.js';
 import { images, messages, turns } from '../src/database/schema.js';
 import { startApp, TEST_SECRET, type TestApp } from './harness/app.js';
-import { postTurn, type TurnResponse, types } from './harness/sse-client.js';
+import { frameOf, postTurn, type TurnResponse, types } from './harness/sse-client.js';
 
 let t: TestApp;
 let alice: string;
@@ -43,15 +42,6 @@ async function history(
   const res = await api().get(`/v1/sessions/${sessionId}/messages`).query(query).set(bearer(token));
   expect(res.status).toBe(200);
   return res.body as MessagePageDto;
-}
-
-function frameOf<T extends Frame['type']>(
-  response: TurnResponse,
-  type: T,
-): Extract<Frame, { type: T }> {
-  const found = response.frames.find((item) => item.data.type === type);
-  if (!found) throw new Error(`no ${type} frame in ${types(response).join(',')}`);
-  return found.data as Extract<Frame, { type: T }>;
 }
 
 /** Runs a turn to its end and checks it ended in `final`. */

@@ -4,7 +4,9 @@ import {
   startFakeUpstream,
 } from './harness/fake-upstream.js';
 import { startApp, type TestApp } from './harness/app.js';
-import { eventually, postTurn, type TurnResponse, types } from './harness/sse-client.js';
+import { createSession, listMessages } from './harness/api.js';
+import { eventually, frameOf, postTurn, type TurnResponse, types } from './harness/sse-client.js';
+import type { MessageDto } from '../src/chat/dto/message.dto.js';
 import type { Frame } from '../src/chat/frames.js';
 
 let upstream: FakeUpstream;
@@ -14,40 +16,11 @@ let counter = 0;
 
 const key = (): string => `key-${Date.now().toString(36)}-${++counter}`;
 
-async function newSession(userToken = token, body: Record<string, unknown> = {}): Promise<string> {
-  const response = await fetch(`${app.baseUrl}/v1/sessions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${userToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  expect(response.status).toBe(201);
-  return ((await response.json()) as { id: string }).id;
-}
-
-interface HistoryMessage {
-  id: string;
-  role: string;
-  content: string;
-  status: string;
-  model: string | null;
-}
-
-async function history(sessionId: string, userToken = token): Promise<HistoryMessage[]> {
-  const response = await fetch(`${app.baseUrl}/v1/sessions/${sessionId}/messages`, {
-    headers: { authorization: `Bearer ${userToken}` },
-  });
-  expect(response.status).toBe(200);
-  return ((await response.json()) as { items: HistoryMessage[] }).items;
-}
-
-function frame<T extends Frame['type']>(
-  response: TurnResponse,
-  type: T,
-): Extract<Frame, { type: T }> {
-  const found = response.frames.find((item) => item.data.type === type);
-  if (!found) throw new Error(`no ${type} frame in ${types(response).join(',')}`);
-  return found.data as Extract<Frame, { type: T }>;
-}
+const newSession = (userToken = token, body: Record<string, unknown> = {}): Promise<string> =>
+  createSession(app.baseUrl, userToken, body);
+const history = (sessionId: string, userToken = token): Promise<MessageDto[]> =>
+  listMessages(app.baseUrl, sessionId, userToken);
+const frame = frameOf;
 
 beforeAll(async () => {
   upstream = await startFakeUpstream();

@@ -119,3 +119,19 @@ export async function eventually<T>(
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+export type FrameOf<T extends Frame['type']> = Extract<Frame, { type: T }>;
+
+/** Every frame of one type, in stream order. */
+export function framesOf<T extends Frame['type']>(response: TurnResponse, type: T): FrameOf<T>[] {
+  return response.frames
+    .filter((item) => item.data.type === type)
+    .map((item) => item.data as FrameOf<T>);
+}
+
+/** The first frame of a type; throws (naming what came instead) when there is none. */
+export function frameOf<T extends Frame['type']>(response: TurnResponse, type: T): FrameOf<T> {
+  const [found] = framesOf(response, type);
+  if (!found) throw new Error(`no ${type} frame in ${types(response).join(',')}`);
+  return found;
+}
