@@ -1,0 +1,78 @@
+/** Messages between the bench orchestrator (`run.ts`) and the processes it starts. */
+
+/** Orchestrator → child. `arm` and `release` are for the upstream only. */
+export type Command =
+  | { readonly cmd: 'stats'; readonly id: number; readonly gc: boolean }
+  /** Hold the next `count` streams, each `chunks` long. */
+  | { readonly cmd: 'arm'; readonly count: number; readonly chunks: number }
+  | { readonly cmd: 'release' }
+  | { readonly cmd: 'exit' };
+
+export interface Stats {
+  /** user + system CPU of the whole process since it started, µs. */
+  readonly cpuUs: number;
+  /** CPU spent in the forced GC of this sample, so it can be left out of the load's cost. */
+  readonly gcCpuUs: number;
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly external: number;
+}
+
+/** Child → orchestrator. */
+export type Report =
+  | { readonly type: 'ready'; readonly port: number }
+  | { readonly type: 'stats'; readonly id: number; readonly stats: Stats }
+  /** Upstream: an armed stream arrived; `count` are held now. */
+  | { readonly type: 'held'; readonly count: number };
+
+export function isCommand(value: unknown): value is Command {
+  return typeof value === 'object' && value !== null && 'cmd' in value;
+}
+
+export function isReport(value: unknown): value is Report {
+  return typeof value === 'object' && value !== null && 'type' in value;
+}
+
+export function report(message: Report): void {
+  process.send?.(message);
+}
+
+/** Monotonic µs (CLOCK_MONOTONIC): one clock shared by every process on the machine. */
+export function nowUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/**
+ * Answers `stats` (and `exit`) over IPC, and exits with the orchestrator. `gc: true` needs
+ * `--expose-gc`; collecting twice lets weak callbacks and finalizers settle, so heap figures
+ * are comparable between samples.
+ */
+export function serveStats(): void {
+  // The orchestrator is gone (finished, crashed or killed): so is the reason to run.
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', (message: unknown) => {
+    if (!isCommand(message)) return;
+    // A normal exit (not a signal) is what makes `--cpu-prof` write its profile.
+    if (message.cmd === 'exit') process.exit(0);
+    if (message.cmd !== 'stats') return;
+    const before = process.cpuUsage();
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (message.gc && gc) {
+      gc();
+      gc();
+    }
+    const after = process.cpuUsage();
+    const memory = process.memoryUsage();
+    report({
+      type: 'stats',
+      id: message.id,
+      stats: {
+        cpuUs: after.user + after.system,
+        gcCpuUs: after.user + after.system - (before.user + before.system),
+        rss: memory.rss,
+        heapUsed: memory.heapUsed,
+        external: memory.external,
+      },
+    });
+  });
+}

@@ -1,0 +1,769 @@
+/**
+ * `npm run bench`: floor, peer and Easel relay the same paced, time-stamped upstream stream at
+ * 1, 100 and 1 000 concurrent streams. Prints a Markdown table with ratios and writes the raw
+ * figures to bench/results/<date>.json. `-- --profile` instead runs Easel under `--cpu-prof`
+ * and prints where its CPU goes. See docs/performance.md.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Child, freePort, waitHttpReady } from './children.js';
+import {
+  Recorder,
+  runStream,
+  type StreamOutcome,
+  type StreamSpec,
+  type SystemName,
+} from './client.js';
+import { nowUs, type Stats } from './ipc.js';
+import { summarise } from './profile.js';
+import { Progress } from './progress.js';
+
+function argument(name: string): string | undefined {
+  return process.argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+
+const ROOT = process.cwd();
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** Per stream: `--chunks=` content chunks, one every `--interval=` ms (a brisk LLM's pace). */
+const CHUNKS = Number(argument('chunks') ?? '20');
+const INTERVAL_MS = Number(argument('interval') ?? '20');
+/** Image turns are there for the `done → image_pending` gap: a short text is enough. */
+const IMAGE_CHUNKS = 5;
+const SECRET = 'bench-only-secret-0123456789';
+/** Easel caps open turns per user (MAX_STREAMS_PER_USER ≤ 1000); load is spread over users. */
+const STREAMS_PER_USER = 100;
+const WARMUP = { batches: 2, streams: 20 };
+/** One stream moves RSS and heap by less than their noise: memory is taken from 10 up. */
+const MEMORY_MIN_STREAMS = 10;
+const CONTENT = 'Tell me something about the sea.';
+/** `--database-url=postgres://…`: Easel on PostgreSQL instead of in-memory PGlite. */
+const DATABASE_URL = argument('database-url') ?? null;
+
+/**
+ * A new connection per request: a pooled socket left idle through a long round can race the
+ * server's idle close and fail the next stream with ECONNRESET, which is not what we measure.
+ */
+function clientAgent(): Agent {
+  return new Agent({ keepAlive: false, maxSockets: Infinity });
+}
+
+interface Options {
+  readonly systems: readonly SystemName[];
+  readonly levels: readonly number[];
+  /** `--profile[=system]`: that system alone under `--cpu-prof` (Easel by default). */
+  readonly profile: SystemName | null;
+}
+
+interface Plan {
+  readonly streams: number;
+  /** Rounds of `streams` concurrent streams; one stream at a time needs several for a p99. */
+  readonly rounds: number;
+  readonly imageRounds: number;
+}
+
+function planFor(streams: number): Plan {
+  if (streams <= 1) return { streams, rounds: 10, imageRounds: 5 };
+  if (streams <= 100) return { streams, rounds: 2, imageRounds: 1 };
+  return { streams, rounds: 1, imageRounds: 1 };
+}
+
+interface Percentiles {
+  readonly samples: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+interface LevelResult {
+  readonly system: SystemName;
+  readonly streams: number;
+  readonly rounds: number;
+  readonly turns: number;
+  readonly failedTurns: number;
+  readonly errors: string[];
+  readonly latencyMs: Percentiles;
+  readonly cpu: {
+    readonly ms: number;
+    readonly deltaFrames: number;
+    readonly frames: number;
+    readonly msPer1000Deltas: number;
+    readonly msPerTurn: number;
+  };
+  readonly memory: {
+    readonly baseRssKiB: number;
+    readonly rssPerStreamKiB: number;
+    readonly heapPerStreamKiB: number;
+    /** Heap after GC before each round: a rise from round to round is a leak, not load. */
+    readonly baseHeapKiB: number[];
+    readonly midStreamRssPerStreamKiB: number;
+    readonly peakRssPerStreamKiB: number;
+  };
+  /** Wall time of each step of this level. */
+  readonly seconds: Record<string, number>;
+  readonly image: {
+    readonly turns: number;
+    readonly failed: number;
+    readonly doneToPendingMs: Percentiles;
+  } | null;
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  const system = (name: string): SystemName => {
+    if (name !== 'floor' && name !== 'peer' && name !== 'easel') {
+      throw new Error(`unknown system "${name}" (floor, peer, easel)`);
+    }
+    return name;
+  };
+  const levels = (argument('levels') ?? '1,100,1000').split(',').map(Number);
+  if (levels.some((level) => !Number.isInteger(level) || level < 1)) {
+    throw new Error('--levels takes whole numbers ≥ 1, e.g. --levels=1,100,1000');
+  }
+  const profile = argument('profile');
+  return {
+    systems: (argument('systems') ?? 'floor,peer,easel').split(',').map(system),
+    levels,
+    profile: argv.includes('--profile') ? 'easel' : profile ? system(profile) : null,
+  };
+}
+
+function percentiles(values: readonly number[], scale: number): Percentiles {
+  const sorted = Float64Array.from(values).sort();
+  const at = (q: number): number =>
+    sorted.length === 0
+      ? NaN
+      : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
+  return {
+    samples: sorted.length,
+    p50: at(0.5) / scale,
+    p90: at(0.9) / scale,
+    p99: at(0.99) / scale,
+    max: at(1) / scale,
+  };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? NaN : sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
+function localDate(): string {
+  const now = new Date();
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  return `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`;
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>) {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+function postJson(
+  agent: Agent,
+  port: number,
+  path: string,
+  token: string,
+  body: unknown,
+): Promise<{ status: number; json: unknown }> {
+  const text = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        agent,
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(text),
+        },
+      },
+      (res) => {
+        let raw = '';
+        res.setEncoding('utf8');
+        res.on('data', (part: string) => (raw += part));
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(raw) as unknown });
+          } catch (error) {
+            reject(error instanceof Error ? error : new Error(String(error)));
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(text);
+  });
+}
+
+/** `JwtService.sign` from the built service, loaded at run time so the bench needs no src/. */
+async function loadSigner(): Promise<(userId: string) => Promise<string>> {
+  const module: unknown = await import(pathToFileURL(join(ROOT, 'dist/auth/jwt.service.js')).href);
+  const service =
+    typeof module === 'object' && module !== null
+      ? (module as Record<string, unknown>)['JwtService']
+      : undefined;
+  const sign =
+    typeof service === 'function' ? (service as unknown as Record<string, unknown>)['sign'] : null;
+  if (typeof sign !== 'function') throw new Error('dist/auth/jwt.service.js: no JwtService.sign');
+  const typed = sign as (secret: string, userId: string) => Promise<string>;
+  return (userId) => typed(SECRET, userId);
+}
+
+/** One stream's request, built per turn (Easel needs a fresh idempotency key each time). */
+type Target = (image: boolean) => StreamSpec;
+
+interface Sut {
+  readonly child: Child;
+  /** `count` targets; Easel creates a session for each, spread over users. */
+  targets(count: number): Promise<Target[]>;
+}
+
+async function startSut(system: SystemName, upstreamUrl: string, execArgv: string[]): Promise<Sut> {
+  const env: NodeJS.ProcessEnv = { ...process.env, UPSTREAM_URL: upstreamUrl };
+  delete env.DATABASE_URL;
+  delete env.NODE_OPTIONS;
+  if (system !== 'easel') {
+    const child = new Child(system, join(HERE, `${system}.js`), { env, execArgv, cwd: ROOT });
+    const { port } = await child.waitFor('ready', 20_000);
+    const sut: Sut = {
+      child,
+      targets: (count) =>
+        Promise.resolve(
+          Array.from({ length: count }, () => (): StreamSpec => ({
+            port,
+            path: '/turn',
+            headers: {},
+            body: JSON.stringify({ content: CONTENT }),
+          })),
+        ),
+    };
+    return sut;
+  }
+  const port = await freePort();
+  const child = new Child('easel', join(HERE, 'easel-entry.js'), {
+    env: {
+      ...env,
+      EASEL_MAIN: join(ROOT, 'dist/main.js'),
+      PORT: String(port),
+      DATA_DIR: 'memory://',
+      ...(DATABASE_URL ? { DATABASE_URL } : {}),
+      AUTH_JWT_SECRET: SECRET,
+      LLM_BASE_URL: upstreamUrl,
+      LLM_API_KEY: 'x',
+      CHAT_MODELS: 'bench/chat',
+      IMAGE_MODELS: 'bench/painter',
+      IMAGE_COMPOSE_MODEL: 'off',
+      MAX_STREAMS_PER_USER: '1000',
+      LOG_LEVEL: 'silent',
+      NODE_ENV: 'production',
+    },
+    execArgv,
+    cwd: ROOT,
+  });
+  try {
+    await waitHttpReady(child, port, '/readyz', 60_000);
+  } catch (error) {
+    await child.stop();
+    throw error;
+  }
+  const sign = await loadSigner();
+  const tokens = new Map<number, string>();
+  const agent = clientAgent();
+  let keys = 0;
+  const sut: Sut = {
+    child,
+    targets: async (count) => {
+      const users = Array.from({ length: Math.ceil(count / STREAMS_PER_USER) }, (_, i) => i);
+      for (const user of users) {
+        if (!tokens.has(user)) tokens.set(user, await sign(`bench-user-${user}`));
+      }
+      const indices = Array.from({ length: count }, (_, i) => i);
+      return mapLimit(indices, 50, async (i): Promise<Target> => {
+        const token = tokens.get(Math.floor(i / STREAMS_PER_USER)) ?? '';
+        const created = await postJson(agent, port, '/v1/sessions', token, {});
+        const { json } = created;
+        const id = typeof json === 'object' && json !== null ? (json as { id?: unknown }).id : null;
+        if (created.status !== 201 || typeof id !== 'string') {
+          throw new Error(`POST /v1/sessions answered ${created.status}`);
+        }
+        return (image) => ({
+          port,
+          path: `/v1/sessions/${id}/turns`,
+          headers: { authorization: `Bearer ${token}` },
+          body: JSON.stringify({
+            content: CONTENT,
+            client_msg_id: `bench-${++keys}-${randomBytes(6).toString('hex')}`,
+            ...(image ? { image: { force: true } } : {}),
+          }),
+        });
+      });
+    },
+  };
+  return sut;
+}
+
+class Bench {
+  private readonly errors: string[] = [];
+
+  constructor(
+    private readonly upstream: Child,
+    private readonly upstreamUrl: string,
+    private readonly progress: Progress,
+  ) {}
+
+  private note(outcomes: readonly StreamOutcome[]): number {
+    let failed = 0;
+    for (const outcome of outcomes) {
+      if (outcome.ok) continue;
+      failed += 1;
+      if (this.errors.length < 5 && outcome.error) this.errors.push(outcome.error);
+    }
+    return failed;
+  }
+
+  /**
+   * Opens every stream, waits until the upstream holds each one that did not fail on the way,
+   * calls `whileHeld` (all streams open, none flowing), then lets the upstream stream.
+   */
+  private async round(
+    system: SystemName,
+    agent: Agent,
+    specs: readonly StreamSpec[],
+    chunks: number,
+    recorder: Recorder,
+    whileHeld: () => Promise<void>,
+    afterRelease: () => void = () => undefined,
+  ): Promise<StreamOutcome[]> {
+    let held = 0;
+    let ended = 0;
+    let ready = (): void => undefined;
+    const allIn = new Promise<void>((resolve) => (ready = resolve));
+    const check = (): void => {
+      if (held + ended >= specs.length) ready();
+    };
+    const unsubscribe = this.upstream.onReport((report) => {
+      if (report.type !== 'held') return;
+      held = report.count;
+      check();
+    });
+    this.upstream.send({ cmd: 'arm', count: specs.length, chunks });
+    const all = Promise.all(
+      specs.map((spec) =>
+        runStream(agent, system, spec, chunks, recorder).then((outcome) => {
+          ended += 1;
+          check();
+          return outcome;
+        }),
+      ),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 60_000);
+    });
+    await Promise.race([allIn, timeout]);
+    clearTimeout(timer);
+    unsubscribe();
+    if (held === specs.length) await whileHeld();
+    this.upstream.send({ cmd: 'release' });
+    afterRelease();
+    return all;
+  }
+
+  /**
+   * One process per system for all levels (boot and warm-up once); every figure of a level is
+   * taken against a baseline sampled right before its own rounds.
+   */
+  async system(system: SystemName, plans: readonly Plan[]): Promise<LevelResult[]> {
+    this.progress.phase(`${system}: starting`);
+    let lap = Date.now();
+    const sut = await startSut(system, this.upstreamUrl, ['--expose-gc']);
+    const bootSeconds = (Date.now() - lap) / 1000;
+    const agent = clientAgent();
+    try {
+      this.progress.phase(`${system}: warming up`);
+      lap = Date.now();
+      const warm = new Recorder((n) => this.progress.advance(n));
+      for (let batch = 0; batch < WARMUP.batches; batch++) {
+        const targets = await sut.targets(WARMUP.streams);
+        await Promise.all(
+          targets.map((target) => runStream(agent, system, target(false), CHUNKS, warm)),
+        );
+      }
+      const warmupSeconds = (Date.now() - lap) / 1000;
+      const results: LevelResult[] = [];
+      for (const plan of plans) {
+        const result = await this.level(system, sut, agent, plan);
+        result.seconds['boot'] = bootSeconds;
+        result.seconds['warmup'] = warmupSeconds;
+        results.push(result);
+      }
+      return results;
+    } finally {
+      agent.destroy();
+      await sut.child.stop();
+    }
+  }
+
+  private async level(
+    system: SystemName,
+    sut: Sut,
+    agent: Agent,
+    plan: Plan,
+  ): Promise<LevelResult> {
+    const { streams } = plan;
+    const { child } = sut;
+    const tag = `${system} ×${streams}`;
+    this.errors.length = 0;
+    const seconds: Record<string, number> = {};
+    let lap = Date.now();
+    const step = (name: string): void => {
+      seconds[name] = (Date.now() - lap) / 1000;
+      lap = Date.now();
+    };
+    this.progress.phase(`${tag}: preparing ${plan.rounds * streams} turns`);
+    const targets = await sut.targets(plan.rounds * streams);
+    step('prepare');
+    child.resetPeak();
+    const sampleMemory = streams >= MEMORY_MIN_STREAMS;
+    const recorder = new Recorder((n) => this.progress.advance(n));
+    const rssPerStream: number[] = [];
+    const heapPerStream: number[] = [];
+    const midPerStream: number[] = [];
+    const baseHeapKiB: number[] = [];
+    let failed = 0;
+    let gcCpuUs = 0;
+    const start = await child.stats(false);
+    let firstBase: Stats | null = null;
+    for (let round = 0; round < plan.rounds; round++) {
+      this.progress.phase(`${tag}: round ${round + 1}/${plan.rounds}`);
+      // A forced GC leaves background work behind that lands in the CPU figure; at one stream
+      // that is most of it, and memory per stream is not shown there anyway.
+      const base = await child.stats(sampleMemory);
+      firstBase ??= base;
+      baseHeapKiB.push(Math.round(base.heapUsed / 1024));
+      gcCpuUs += base.gcCpuUs;
+      const specs = targets.slice(round * streams, (round + 1) * streams).map((t) => t(false));
+      let mid: NodeJS.Timeout | undefined;
+      const outcomes = await this.round(
+        system,
+        agent,
+        specs,
+        CHUNKS,
+        recorder,
+        async () => {
+          if (!sampleMemory) return;
+          const held = await child.stats(true);
+          gcCpuUs += held.gcCpuUs;
+          rssPerStream.push((held.rss - base.rss) / 1024 / streams);
+          heapPerStream.push((held.heapUsed - base.heapUsed) / 1024 / streams);
+        },
+        () => {
+          mid = setTimeout(
+            () => {
+              if (child.alive)
+                midPerStream.push((child.memory().rssKiB - base.rss / 1024) / streams);
+            },
+            (CHUNKS * INTERVAL_MS) / 2,
+          );
+        },
+      );
+      clearTimeout(mid);
+      failed += this.note(outcomes);
+    }
+    const end = await child.stats(false);
+    const cpuMs = (end.cpuUs - start.cpuUs - gcCpuUs) / 1000;
+    const turns = plan.rounds * streams;
+    const peak = child.memory().hwmKiB;
+    step('rounds');
+
+    let image: LevelResult['image'] = null;
+    if (system === 'easel' && plan.imageRounds > 0) {
+      const gaps: number[] = [];
+      let imageFailed = 0;
+      for (let round = 0; round < plan.imageRounds; round++) {
+        this.progress.phase(`${tag}: image turns ${round + 1}/${plan.imageRounds}`);
+        const specs = targets.slice(round * streams, (round + 1) * streams).map((t) => t(true));
+        const imageRecorder = new Recorder((n) => this.progress.advance(n));
+        const outcomes = await this.round(
+          system,
+          agent,
+          specs,
+          IMAGE_CHUNKS,
+          imageRecorder,
+          async () => {},
+        );
+        imageFailed += this.note(outcomes);
+        for (const outcome of outcomes) {
+          if (outcome.doneAt !== null && outcome.pendingAt !== null) {
+            gaps.push(outcome.pendingAt - outcome.doneAt);
+          } else if (outcome.ok) {
+            imageFailed += 1;
+          }
+        }
+      }
+      step('image');
+      image = {
+        turns: plan.imageRounds * streams,
+        failed: imageFailed,
+        doneToPendingMs: percentiles(gaps, 1000),
+      };
+    }
+    const baseRssKiB = (firstBase?.rss ?? 0) / 1024;
+    return {
+      system,
+      streams,
+      rounds: plan.rounds,
+      turns,
+      failedTurns: failed,
+      errors: [...this.errors],
+      latencyMs: percentiles(recorder.latenciesUs, 1000),
+      cpu: {
+        ms: cpuMs,
+        deltaFrames: recorder.deltaFrames,
+        frames: recorder.frames,
+        msPer1000Deltas: (cpuMs / recorder.deltaFrames) * 1000,
+        msPerTurn: cpuMs / turns,
+      },
+      memory: {
+        baseRssKiB,
+        rssPerStreamKiB: median(rssPerStream),
+        heapPerStreamKiB: median(heapPerStream),
+        baseHeapKiB,
+        midStreamRssPerStreamKiB: median(midPerStream),
+        peakRssPerStreamKiB: (peak - baseRssKiB) / streams,
+      },
+      seconds,
+      image,
+    };
+  }
+}
+
+function fmt(value: number): string {
+  if (!Number.isFinite(value)) return 'n/a';
+  const abs = Math.abs(value);
+  return value.toFixed(abs >= 100 ? 0 : abs >= 10 ? 1 : 2);
+}
+
+function ratio(easel: number | undefined, other: number | undefined): string {
+  if (easel === undefined || other === undefined) return '—';
+  if (!(easel > 0) || !(other > 0)) return 'n/a';
+  return `${(easel / other).toFixed(2)}×`;
+}
+
+/** Markdown, so it pastes straight into docs/performance.md. */
+function table(results: readonly LevelResult[], levels: readonly number[]): string {
+  const find = (system: SystemName, streams: number): LevelResult | undefined =>
+    results.find((result) => result.system === system && result.streams === streams);
+  const memory = (pick: (result: LevelResult) => number) => (result: LevelResult) =>
+    result.streams >= MEMORY_MIN_STREAMS ? pick(result) : undefined;
+  const metrics: Array<[string, (result: LevelResult) => number | undefined]> = [
+    ['added latency p50, ms', (r) => r.latencyMs.p50],
+    ['added latency p99, ms', (r) => r.latencyMs.p99],
+    ['CPU ms / 1 000 frames', (r) => r.cpu.msPer1000Deltas],
+    ['RSS / open stream, KiB', memory((r) => r.memory.rssPerStreamKiB)],
+    ['heap / open stream, KiB', memory((r) => r.memory.heapPerStreamKiB)],
+  ];
+  const lines = [
+    '| metric | streams | floor | peer | Easel | Easel/floor | Easel/peer |',
+    '|---|--:|--:|--:|--:|--:|--:|',
+  ];
+  // RSS can even shrink while streams open (freed pages reused): that reads as "about none".
+  const cell = (value: number | undefined): string =>
+    value === undefined ? '—' : value <= 0 ? '≈0' : fmt(value);
+  for (const [label, pick] of metrics) {
+    for (const streams of levels) {
+      const [floor, peer, easel] = (['floor', 'peer', 'easel'] as const).map((system) => {
+        const result = find(system, streams);
+        return result ? pick(result) : undefined;
+      });
+      lines.push(
+        `| ${label} | ${streams} | ${cell(floor)} | ${cell(peer)} | ${cell(easel)} | ` +
+          `${ratio(easel, floor)} | ${ratio(easel, peer)} |`,
+      );
+    }
+  }
+  for (const streams of levels) {
+    const image = find('easel', streams)?.image;
+    if (!image) continue;
+    const { p50, p99 } = image.doneToPendingMs;
+    lines.push(
+      `| done → image_pending p50 / p99, ms | ${streams} | — | — | ${fmt(p50)} / ${fmt(p99)} | — | — |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function startUpstream(): Promise<{ upstream: Child; url: string }> {
+  const upstream = new Child('upstream', join(HERE, 'upstream.js'), {
+    env: {
+      ...process.env,
+      BENCH_CHUNKS: String(CHUNKS),
+      BENCH_INTERVAL_MS: String(INTERVAL_MS),
+    },
+    execArgv: [],
+    cwd: ROOT,
+  });
+  const { port } = await upstream.waitFor('ready', 20_000);
+  return { upstream, url: `http://127.0.0.1:${port}/api/v1` };
+}
+
+function writeResults(name: string, data: unknown): string {
+  const dir = join(ROOT, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, name);
+  writeFileSync(path, `${JSON.stringify(data, null, 2)}\n`);
+  return path;
+}
+
+function machine(): Record<string, unknown> {
+  return {
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    // Other work on the machine skews every figure: a run on a busy machine says so here.
+    loadAverage1m: Number(loadavg()[0].toFixed(2)),
+  };
+}
+
+/** One system alone under `--cpu-prof`; only the samples of the load window are summarised. */
+async function profile(system: SystemName, levels: readonly number[]): Promise<void> {
+  const streams = Math.max(...levels);
+  const rounds = streams >= 1000 ? 1 : 2;
+  const dir = mkdtempSync(join(tmpdir(), 'easel-cpuprof-'));
+  const progress = new Progress((WARMUP.batches * WARMUP.streams + rounds * streams) * CHUNKS);
+  const { upstream, url } = await startUpstream();
+  progress.phase(`${system} ×${streams} under --cpu-prof: starting`);
+  const sut = await startSut(system, url, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  const agent = clientAgent();
+  const recorder = new Recorder((n) => progress.advance(n));
+  let window: [number, number];
+  try {
+    progress.phase('warming up');
+    for (let batch = 0; batch < WARMUP.batches; batch++) {
+      const targets = await sut.targets(WARMUP.streams);
+      await Promise.all(targets.map((t) => runStream(agent, system, t(false), CHUNKS, recorder)));
+    }
+    const targets = await sut.targets(rounds * streams);
+    const from = nowUs();
+    for (let round = 0; round < rounds; round++) {
+      progress.phase(`${system} ×${streams} under --cpu-prof: round ${round + 1}/${rounds}`);
+      const specs = targets.slice(round * streams, (round + 1) * streams).map((t) => t(false));
+      await Promise.all(specs.map((spec) => runStream(agent, system, spec, CHUNKS, recorder)));
+    }
+    window = [from, nowUs()];
+  } finally {
+    agent.destroy();
+    await sut.child.stop(30_000);
+    await upstream.stop();
+    progress.stop();
+  }
+  const file = readdirSync(dir).find((name) => name.endsWith('.cpuprofile'));
+  if (!file) throw new Error(`no .cpuprofile was written to ${dir}`);
+  const summary = summarise(join(dir, file), window[0], window[1]);
+  const pad = (ms: number, share: number): string =>
+    `${ms.toFixed(0).padStart(7)} ms ${(share * 100).toFixed(1).padStart(5)}%`;
+  console.log(`${system}, ${rounds} rounds of ${streams} streams: profile ${join(dir, file)}`);
+  console.log(
+    `load window ${summary.windowMs.toFixed(0)} ms, on-CPU samples ${summary.sampledMs.toFixed(0)} ms\n`,
+  );
+  console.log('self time by package / area:');
+  for (const entry of summary.packages) console.log(`${pad(entry.ms, entry.share)}  ${entry.name}`);
+  console.log('\nself time by function:');
+  for (const entry of summary.functions)
+    console.log(`${pad(entry.ms, entry.share)}  ${entry.name}`);
+  console.log('\ntime with an Easel function on the stack (its synchronous part):');
+  for (const entry of summary.easelInclusive.slice(0, 12)) {
+    console.log(`${pad(entry.ms, entry.share)}  ${entry.name}`);
+  }
+  const path = writeResults(`${localDate()}.profile-${system}.json`, {
+    date: new Date().toISOString(),
+    machine: machine(),
+    system,
+    streams,
+    rounds,
+    chunks: CHUNKS,
+    profile: join(dir, file),
+    windowUs: window,
+    ...summary,
+  });
+  console.log(`\nsummary written to ${path}`);
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv);
+  if (!existsSync(join(ROOT, 'dist/main.js'))) {
+    throw new Error('dist/main.js is missing: run `npm run bench` (it builds first)');
+  }
+  if (options.profile) return profile(options.profile, options.levels);
+
+  const plans = options.levels.map(planFor);
+  const perSystem =
+    plans.reduce((sum, plan) => sum + plan.rounds * plan.streams, 0) +
+    WARMUP.batches * WARMUP.streams;
+  const images = options.systems.includes('easel')
+    ? plans.reduce((sum, plan) => sum + plan.imageRounds * plan.streams, 0)
+    : 0;
+  const progress = new Progress(
+    perSystem * options.systems.length * CHUNKS + images * IMAGE_CHUNKS,
+  );
+  const started = Date.now();
+  const before = machine();
+  const { upstream, url } = await startUpstream();
+  const bench = new Bench(upstream, url, progress);
+  const results: LevelResult[] = [];
+  try {
+    for (const system of options.systems) {
+      results.push(...(await bench.system(system, plans)));
+    }
+  } finally {
+    await upstream.stop();
+    progress.stop();
+  }
+
+  const seconds = (Date.now() - started) / 1000;
+  const header =
+    `Easel bench ${localDate()} — ${CHUNKS} chunks × ${INTERVAL_MS} ms per stream, ` +
+    `Node ${process.version}, ${cpus().length} CPUs, ${seconds.toFixed(0)} s, ` +
+    `load average ${before['loadAverage1m']} → ${loadavg()[0].toFixed(2)}`;
+  console.log(`\n${header}\n\n${table(results, options.levels)}\n`);
+  for (const result of results) {
+    if (result.failedTurns > 0 || (result.image?.failed ?? 0) > 0) {
+      console.log(
+        `${result.system} ×${result.streams}: ${result.failedTurns} failed turns, ` +
+          `${result.image?.failed ?? 0} failed image turns: ${result.errors.join(' | ')}`,
+      );
+    }
+  }
+  const path = writeResults(`${localDate()}.json`, {
+    date: new Date().toISOString(),
+    machine: before,
+    loadAverage1mAtEnd: Number(loadavg()[0].toFixed(2)),
+    upstream: { chunks: CHUNKS, imageTurnChunks: IMAGE_CHUNKS, intervalMs: INTERVAL_MS },
+    easelDatabase: DATABASE_URL ? 'postgresql' : 'pglite (memory://)',
+    durationSeconds: seconds,
+    results,
+  });
+  console.log(`raw figures: ${path}`);
+  if (results.some((result) => result.failedTurns > 0)) process.exitCode = 1;
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.exit(1);
+});
