@@ -185,6 +185,27 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
       expect(error).toMatchObject({ kind: 'transport', status: null });
     });
 
+    it('sends the request again once when the connection drops before any response byte', async () => {
+      upstream.script(MODEL, { kind: 'reset' }, { kind: 'stream' });
+      const chunks = await collect(provider.streamChat(chat()));
+      expect(deltas(chunks)).toEqual(FAKE_DEFAULT_CHUNKS);
+      expect(upstream.requests).toHaveLength(2);
+    });
+
+    it('gives up after one resend and reports transport', async () => {
+      upstream.script(MODEL, { kind: 'reset' });
+      const { error } = await collectUntilError(provider.streamChat(chat()));
+      expect(error).toMatchObject({ kind: 'transport' });
+      expect(upstream.requests).toHaveLength(2);
+    });
+
+    it('does not resend once the upstream has answered', async () => {
+      upstream.script(MODEL, { kind: 'cut', afterChunks: 0 });
+      const { error } = await collectUntilError(provider.streamChat(chat()));
+      expect(error).toMatchObject({ kind: 'transport' });
+      expect(upstream.requests).toHaveLength(1);
+    });
+
     it('closes the upstream socket within 100 ms of an abort mid-stream and throws aborted', async () => {
       upstream.script(MODEL, { kind: 'stream', delayMs: 300 });
       const controller = new AbortController();

@@ -119,6 +119,20 @@ function toSdkMessages(messages: readonly ChatMessage[]): OpenAI.Chat.ChatComple
   return messages.map(({ role, content }) => ({ role, content }));
 }
 
+/**
+ * Sends a text request again, once, when the connection failed before any response byte: a
+ * keep-alive socket the upstream had already closed fails that way, and the request never
+ * reached it. Not used for image attempts, whose chain moves on by itself.
+ */
+async function retryDroppedConnection<T>(signal: AbortSignal, send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (error) {
+    if (signal.aborted || !(error instanceof APIConnectionError)) throw error;
+    return send();
+  }
+}
+
 /** Any OpenAI-compatible vendor (OpenRouter flavour) through the official SDK. */
 export class OpenAiCompatibleProvider implements LlmProvider {
   readonly name = 'openai-compatible';
@@ -145,14 +159,16 @@ export class OpenAiCompatibleProvider implements LlmProvider {
     let generationId: string | null = null;
     let finishReason: string | null = null;
     try {
-      const stream = await this.client.chat.completions.create(
-        {
-          model,
-          messages: toSdkMessages(messages),
-          stream: true,
-          stream_options: { include_usage: true },
-        },
-        { signal },
+      const stream = await retryDroppedConnection(signal, () =>
+        this.client.chat.completions.create(
+          {
+            model,
+            messages: toSdkMessages(messages),
+            stream: true,
+            stream_options: { include_usage: true },
+          },
+          { signal },
+        ),
       );
       for await (const chunk of stream) {
         if (generationId === null && typeof chunk.id === 'string' && chunk.id !== '') {
@@ -176,9 +192,11 @@ export class OpenAiCompatibleProvider implements LlmProvider {
     const { model, messages, signal } = request;
     let body: unknown;
     try {
-      body = await this.client.chat.completions.create(
-        { model, messages: toSdkMessages(messages), stream: false },
-        { signal },
+      body = await retryDroppedConnection(signal, () =>
+        this.client.chat.completions.create(
+          { model, messages: toSdkMessages(messages), stream: false },
+          { signal },
+        ),
       );
     } catch (error) {
       throw toProviderError(error, signal);

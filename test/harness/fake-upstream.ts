@@ -16,6 +16,8 @@ export type ChatScript =
   | { kind: 'status'; status: number; code?: string; message?: string }
   /** Sends that many chunks, then destroys the socket. */
   | { kind: 'cut'; chunks?: string[]; afterChunks: number }
+  /** Destroys the socket before any response byte, like a keep-alive socket the server dropped. */
+  | { kind: 'reset' }
   | {
       kind: 'error-chunk';
       chunks?: string[];
@@ -327,6 +329,10 @@ class Answer {
    */
   async respond(step: ChatScript): Promise<void> {
     const streaming = this.record.type === 'chat-stream';
+    if (step.kind === 'reset') {
+      this.res.socket?.destroy();
+      return;
+    }
     if (step.kind === 'status') {
       const error: Record<string, unknown> = {
         message: step.message ?? STATUS_CODES[step.status] ?? 'Upstream error',
@@ -373,7 +379,7 @@ class Answer {
     }
   }
 
-  private async respondJson(step: Exclude<ChatScript, { kind: 'status' }>): Promise<void> {
+  private async respondJson(step: Exclude<ChatScript, { kind: 'status' | 'reset' }>): Promise<void> {
     if (step.kind === 'stall') {
       this.res.writeHead(200, { 'content-type': 'application/json' });
       this.res.flushHeaders();
