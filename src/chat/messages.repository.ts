@@ -30,27 +30,61 @@ function isUniqueViolation(error: unknown): boolean {
 /** Messages and the turn bookkeeping around them; every multi-row write is one transaction. */
 @Injectable()
 export class MessagesRepository {
-  constructor(private readonly database: DatabaseClient) {}
+  // The per-turn reads, prepared once: building the query is a measurable share of their cost.
+  private readonly turnQuery;
+  private readonly contextQuery;
 
-  async findTurn(sessionId: string, clientMsgId: string): Promise<TurnRow | null> {
-    const [row] = await this.database.db
+  constructor(private readonly database: DatabaseClient) {
+    const { db } = database;
+    this.turnQuery = db
       .select()
       .from(turns)
-      .where(and(eq(turns.sessionId, sessionId), eq(turns.clientMsgId, clientMsgId)));
+      .where(
+        and(
+          eq(turns.sessionId, sql.placeholder('sessionId')),
+          eq(turns.clientMsgId, sql.placeholder('clientMsgId')),
+        ),
+      )
+      .prepare('turn_by_key');
+    this.contextQuery = db
+      .select()
+      .from(messages)
+      .where(
+        and(
+          eq(messages.sessionId, sql.placeholder('sessionId')),
+          ne(messages.content, ''),
+          sql`${messages.turnId} IS DISTINCT FROM ${sql.placeholder('exceptTurnId')}`,
+        ),
+      )
+      .orderBy(desc(messages.seq))
+      .limit(sql.placeholder('limit'))
+      .prepare('turn_context');
+  }
+
+  async findTurn(sessionId: string, clientMsgId: string): Promise<TurnRow | null> {
+    const [row] = await this.turnQuery.execute({ sessionId, clientMsgId });
     return row ?? null;
   }
 
   /** Inserts the user message and a running turn, and marks the session updated, in one transaction. */
   async beginTurn(turn: typeof turns.$inferInsert, userMessage: NewMessage): Promise<void> {
-    try {
-      await this.database.db.transaction(async (tx) => {
-        await tx.insert(messages).values(userMessage);
-        await tx.insert(turns).values(turn);
-        await tx
+    const { db } = this.database;
+    // One statement (data-modifying CTEs) rather than BEGIN + three + COMMIT: this runs on every
+    // turn, and with embedded PGlite each statement costs about a millisecond of CPU.
+    const message = db
+      .$with('new_message', {})
+      .as(db.insert(messages).values(userMessage).getSQL());
+    const touched = db
+      .$with('touched_session', {})
+      .as(
+        db
           .update(sessions)
           .set({ updatedAt: new Date() })
-          .where(eq(sessions.id, turn.sessionId));
-      });
+          .where(eq(sessions.id, turn.sessionId))
+          .getSQL(),
+      );
+    try {
+      await db.with(message, touched).insert(turns).values(turn);
     } catch (error) {
       if (isUniqueViolation(error)) throw new TurnKeyTaken();
       throw error;
@@ -90,22 +124,25 @@ export class MessagesRepository {
     assistantMessages: readonly NewMessage[],
     error: TurnError | null,
   ): Promise<void> {
-    await this.database.db.transaction(async (tx) => {
-      for (const message of assistantMessages) await this.upsertMessage(tx, message);
-      await tx
-        .update(turns)
-        .set({
-          status,
-          error,
-          messageIds: assistantMessages.map((message) => message.id),
-          finishedAt: new Date(),
-        })
-        .where(eq(turns.id, turnId));
-    });
+    const { db } = this.database;
+    // One statement, as in beginTurn: each message upsert is a data-modifying CTE.
+    const upserts = assistantMessages.map((message, index) =>
+      db.$with(`message_${index}`, {}).as(this.upsertMessage(db, message).getSQL()),
+    );
+    await db
+      .with(...upserts)
+      .update(turns)
+      .set({
+        status,
+        error,
+        messageIds: assistantMessages.map((message) => message.id),
+        finishedAt: new Date(),
+      })
+      .where(eq(turns.id, turnId));
   }
 
-  private async upsertMessage(tx: Transaction, message: NewMessage): Promise<void> {
-    await tx
+  private upsertMessage(db: Database | Transaction, message: NewMessage) {
+    return db
       .insert(messages)
       .values(message)
       .onConflictDoUpdate({
@@ -133,18 +170,7 @@ export class MessagesRepository {
   /** The latest `limit` messages before the turn being run, oldest first, for the model's context. */
   async context(sessionId: string, exceptTurnId: string, limit: number): Promise<MessageRow[]> {
     if (limit === 0) return [];
-    const rows = await this.database.db
-      .select()
-      .from(messages)
-      .where(
-        and(
-          eq(messages.sessionId, sessionId),
-          ne(messages.content, ''),
-          sql`${messages.turnId} IS DISTINCT FROM ${exceptTurnId}`,
-        ),
-      )
-      .orderBy(desc(messages.seq))
-      .limit(limit);
+    const rows = await this.contextQuery.execute({ sessionId, exceptTurnId, limit });
     return rows.reverse();
   }
 

@@ -34,15 +34,25 @@ export class ReplyStreamService {
   stream$(messages: readonly ChatMessage[]): Observable<ReplyEvent> {
     return new Observable<ReplyEvent>((subscriber) => {
       const controller = new AbortController();
-      void this.run(messages, controller.signal, subscriber);
-      return () => controller.abort();
+      let settled = false;
+      const settle = (end: () => void): void => {
+        settled = true;
+        end();
+      };
+      void this.run(messages, controller.signal, {
+        next: (event) => subscriber.next(event),
+        complete: () => settle(() => subscriber.complete()),
+        error: (error) => settle(() => subscriber.error(error)),
+      });
+      // Only a consumer that leaves early has a call to abort (an abort builds a DOMException).
+      return () => settled || controller.abort();
     });
   }
 
   private async run(
     messages: readonly ChatMessage[],
     signal: AbortSignal,
-    subscriber: Subscriber<ReplyEvent>,
+    subscriber: Pick<Subscriber<ReplyEvent>, 'next' | 'complete' | 'error'>,
   ): Promise<void> {
     const failures: ProviderError[] = [];
     for (const model of this.config.chatModels) {

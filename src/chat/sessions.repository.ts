@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { and, desc, eq, lt } from 'drizzle-orm';
+import { and, desc, eq, lt, sql } from 'drizzle-orm';
 import { DatabaseClient } from '../database/database.client.js';
 import { sessions } from '../database/schema.js';
 
@@ -7,7 +7,18 @@ export type SessionRow = typeof sessions.$inferSelect;
 
 @Injectable()
 export class SessionsRepository {
-  constructor(private readonly database: DatabaseClient) {}
+  // Prepared once: looked up on every turn, and building the query is a measurable share of it.
+  private readonly ownedQuery;
+
+  constructor(private readonly database: DatabaseClient) {
+    this.ownedQuery = database.db
+      .select()
+      .from(sessions)
+      .where(
+        and(eq(sessions.id, sql.placeholder('id')), eq(sessions.userId, sql.placeholder('userId'))),
+      )
+      .prepare('session_owned');
+  }
 
   async create(row: {
     id: string;
@@ -21,10 +32,7 @@ export class SessionsRepository {
 
   /** Only the owner sees a session: anyone else gets null, as if it did not exist. */
   async findOwned(userId: string, id: string): Promise<SessionRow | null> {
-    const [row] = await this.database.db
-      .select()
-      .from(sessions)
-      .where(and(eq(sessions.id, id), eq(sessions.userId, userId)));
+    const [row] = await this.ownedQuery.execute({ id, userId });
     return row ?? null;
   }
 

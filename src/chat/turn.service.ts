@@ -128,7 +128,7 @@ export class TurnService implements BeforeApplicationShutdown {
       });
     }
     try {
-      const live = await this.begin(session, userId, request, existing);
+      const live = await this.begin(session, userId, request, requestHash, existing);
       return this.live$(live, release, signal);
     } catch (error) {
       release();
@@ -140,6 +140,7 @@ export class TurnService implements BeforeApplicationShutdown {
     session: SessionRow,
     userId: string,
     request: TurnRequestDto,
+    requestHash: string,
     existing: TurnRow | null,
   ): Promise<LiveTurn> {
     const actionType = this.actionOf(request);
@@ -155,7 +156,7 @@ export class TurnService implements BeforeApplicationShutdown {
             sessionId: session.id,
             userId,
             clientMsgId: request.client_msg_id,
-            requestHash: hashRequest(request),
+            requestHash,
             userMessageId,
             actionType,
             status: 'running',

@@ -152,17 +152,24 @@ export class ImageGenService {
   generate$(request: ImageGenRequest): Observable<ImageGenEvent> {
     return new Observable<ImageGenEvent>((subscriber) => {
       const controller = new AbortController();
+      let settled = false;
       this.generate(request, {
         signal: controller.signal,
         onAttempt: (attempt) => subscriber.next({ type: 'attempt', ...attempt }),
       }).then(
         (result) => {
+          settled = true;
           subscriber.next({ type: 'done', result });
           subscriber.complete();
         },
-        (error: unknown) => subscriber.error(error),
+        (error: unknown) => {
+          settled = true;
+          subscriber.error(error);
+        },
       );
-      return () => controller.abort(new ProviderError('aborted', 'Image generation was cancelled'));
+      // Only a consumer that leaves early has a call to abort.
+      return () =>
+        settled || controller.abort(new ProviderError('aborted', 'Image generation was cancelled'));
     });
   }
 
