@@ -379,7 +379,9 @@ class Answer {
     }
   }
 
-  private async respondJson(step: Exclude<ChatScript, { kind: 'status' | 'reset' }>): Promise<void> {
+  private async respondJson(
+    step: Exclude<ChatScript, { kind: 'status' | 'reset' }>,
+  ): Promise<void> {
     if (step.kind === 'stall') {
       this.res.writeHead(200, { 'content-type': 'application/json' });
       this.res.flushHeaders();

@@ -1,0 +1,190 @@
+import { performance } from 'node:perf_hooks';
+import type { Frame } from '../src/chat/frames.js';
+import {
+  bounded,
+  buildServer,
+  type ChildServer,
+  clientMsgId,
+  freshStore,
+  type ServerStore,
+  startChild,
+  stopAllChildren,
+} from './harness/child-server.js';
+import {
+  type ChatScript,
+  FAKE_DEFAULT_CHUNKS,
+  type FakeUpstream,
+  type RecordedRequest,
+  startFakeUpstream,
+} from './harness/fake-upstream.js';
+import { eventually, postTurn, type ReceivedFrame } from './harness/sse-client.js';
+
+// The built server in a child process, killed for real: no shutdown hook gets to run.
+let main: string;
+let upstream: FakeUpstream;
+let store: ServerStore;
+
+beforeAll(async () => {
+  [main, upstream, store] = await Promise.all([buildServer(), startFakeUpstream(), freshStore()]);
+}, 180_000);
+
+afterAll(async () => {
+  await stopAllChildren();
+  await upstream?.close();
+  await store?.drop();
+});
+
+function serverEnv(): Record<string, string> {
+  return {
+    ...store.env,
+    LLM_BASE_URL: upstream.baseUrl,
+    LLM_API_KEY: 'test-key',
+    CHAT_MODELS: 'm1',
+    IMAGE_MODELS: '',
+    IMAGE_COMPOSE_MODEL: 'off',
+  };
+}
+
+async function newSession(child: ChildServer, token: string): Promise<string> {
+  const response = await fetch(`${child.baseUrl}/v1/sessions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
+  expect(response.status).toBe(201);
+  return ((await response.json()) as { id: string }).id;
+}
+
+/** The user's text in a chat request (its last user message). */
+function userText(request: RecordedRequest): string {
+  const messages = request.body['messages'] as { role: string; content: string }[];
+  return messages.filter((message) => message.role === 'user').at(-1)?.content ?? '';
+}
+
+interface OpenTurn {
+  readonly frames: ReceivedFrame[];
+  /** Resolves once the first delta has arrived. */
+  readonly streaming: Promise<void>;
+  /** Settles when the connection ends (it is expected to break when the server dies). */
+  readonly ended: Promise<unknown>;
+}
+
+function openTurn(child: ChildServer, sessionId: string, token: string, body: object): OpenTurn {
+  const frames: ReceivedFrame[] = [];
+  let onDelta: () => void = () => undefined;
+  const streaming = new Promise<void>((resolve) => (onDelta = resolve));
+  const ended = postTurn(child.baseUrl, sessionId, token, body, {
+    onFrame: (frame) => {
+      frames.push(frame);
+      if (frame.data.type === 'delta') onDelta();
+    },
+  }).catch((error: unknown) => error);
+  return { frames, streaming, ended };
+}
+
+interface TurnState {
+  client_msg_id: string;
+  status: string;
+  finished: boolean;
+}
+
+async function turnStates(): Promise<TurnState[]> {
+  return store.query<TurnState>(
+    'select client_msg_id, status, finished_at is not null as finished from turns order by client_msg_id',
+  );
+}
+
+it('marks turns a SIGKILLed server left running as interrupted, and runs them again', async () => {
+  // The first two chat calls send one chunk and then nothing; later calls stream in full.
+  const stall: ChatScript = { kind: 'stall', chunks: ['Half'], afterChunks: 1 };
+  upstream.script('m1', stall, stall, { kind: 'stream' });
+
+  const first = await startChild(main, serverEnv());
+  const token = await first.token();
+  const [sessionA, sessionB] = await Promise.all([
+    newSession(first, token),
+    newSession(first, token),
+  ]);
+  const bodyA = { content: 'question A', client_msg_id: clientMsgId('crash-a') };
+  const bodyB = { content: 'question B', client_msg_id: clientMsgId('crash-b') };
+  const turnA = openTurn(first, sessionA, token, bodyA);
+  const turnB = openTurn(first, sessionB, token, bodyB);
+  await bounded(Promise.all([turnA.streaming, turnB.streaming]), 20_000, 'both turns streaming');
+
+  const killedAt = performance.now();
+  first.kill('SIGKILL');
+  const exit = await bounded(first.exited, 10_000, 'the killed server exiting');
+  expect(exit).toMatchObject({ code: null, signal: 'SIGKILL' });
+  await bounded(Promise.all([turnA.ended, turnB.ended]), 10_000, 'both streams breaking');
+  // The clients saw the stream break: no terminal frame was ever sent.
+  for (const turn of [turnA, turnB]) {
+    const sent = turn.frames.map((frame) => frame.data.type);
+    expect(sent).toEqual(['meta', 'delta']);
+  }
+
+  // The kernel closed the dead server's upstream sockets.
+  expect(upstream.requests).toHaveLength(2);
+  for (const request of upstream.requests) {
+    const closedAt = await request.closed;
+    expect(request.clientAborted).toBe(true);
+    expect(closedAt - killedAt).toBeLessThan(2000);
+  }
+  await eventually(async () => upstream.openConnections() === 0, 3000);
+
+  // What the crash left behind: both turns still marked running.
+  expect(await turnStates()).toEqual([
+    { client_msg_id: bodyA.client_msg_id, status: 'running', finished: false },
+    { client_msg_id: bodyB.client_msg_id, status: 'running', finished: false },
+  ]);
+
+  // Same data, new process: it boots (startChild waits for /readyz 200).
+  const second = await startChild(main, serverEnv());
+
+  // The same key runs the turn again (a 409 duplicate_in_progress if it were still running).
+  const rerun = await postTurn(second.baseUrl, sessionA, token, bodyA);
+  expect(rerun.status).toBe(200);
+  const rerunTypes = rerun.frames.map((frame) => frame.data.type);
+  expect(rerunTypes).toEqual(['meta', ...FAKE_DEFAULT_CHUNKS.map(() => 'delta'), 'done', 'final']);
+  const final = rerun.frames.at(-1)?.data as Extract<Frame, { type: 'final' }>;
+  expect(final.replayed).toBe(false);
+  expect(upstream.requests).toHaveLength(3);
+  expect(upstream.requests[2].type).toBe('chat-stream');
+  expect(userText(upstream.requests[2])).toBe('question A');
+
+  // Now it is finished: the same key replays it without calling the provider.
+  const replay = await postTurn(second.baseUrl, sessionA, token, bodyA);
+  expect(replay.frames.at(-1)?.data).toMatchObject({
+    type: 'final',
+    replayed: true,
+    message_ids: final.message_ids,
+  });
+  expect(upstream.requests).toHaveLength(3);
+
+  // One user message (kept from the first run) and the complete reply.
+  const history = await fetch(`${second.baseUrl}/v1/sessions/${sessionA}/messages`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const items = (
+    (await history.json()) as {
+      items: { id: string; role: string; status: string; content: string }[];
+    }
+  ).items;
+  expect(items.map((item) => [item.role, item.status, item.content])).toEqual([
+    ['assistant', 'complete', FAKE_DEFAULT_CHUNKS.join('')],
+    ['user', 'complete', 'question A'],
+  ]);
+  expect(items[1].id).toBe(final.user_message_id);
+  expect(items[0].id).toBe(final.message_ids[0]);
+
+  second.kill('SIGTERM');
+  expect(await bounded(second.exited, 20_000, 'the server exiting')).toMatchObject({
+    code: 0,
+    signal: null,
+  });
+
+  // No row stays running: the rerun one completed, the other is interrupted (runnable again).
+  expect(await turnStates()).toEqual([
+    { client_msg_id: bodyA.client_msg_id, status: 'completed', finished: true },
+    { client_msg_id: bodyB.client_msg_id, status: 'interrupted', finished: true },
+  ]);
+}, 120_000);
