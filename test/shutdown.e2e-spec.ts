@@ -21,12 +21,11 @@ let upstream: FakeUpstream;
 let store: ServerStore;
 
 /**
- * How long after its last turn ended a draining server may take to exit. Closing the HTTP server
- * waits for the client's idle keep-alive socket (undici drops it after 4 s, Node's server after
- * 5 s): server.close() only closes connections that are idle when it is called, and the turn's
- * connection is not idle yet at that moment.
+ * How long after its last turn ended a draining server may take to exit. The drain lets the last
+ * frames flush so the server's close() can end the then-idle keep-alive connections; without that,
+ * the exit waits for the client's keep-alive timeout (undici: 4 s).
  */
-const EXIT_AFTER_TURNS_MS = 6000;
+const EXIT_AFTER_TURNS_MS = 2000;
 
 const CHUNKS = ['One', ' two', ' three', ' four', ' five', ' six', ' seven', ' eight'];
 

@@ -44,6 +44,9 @@ import { TurnRun } from './turn-run.js';
 const DEGRADED_NOTE =
   'The picture the user asked for could not be made this time. Answer in text, and say in one short sentence that the image could not be generated.';
 
+/** How long a drained turn's last bytes get to leave before the server closes (see shutdown). */
+const FLUSH_MS = 100;
+
 interface LiveTurn {
   readonly run: TurnRun;
   readonly request: TurnRequestDto;
@@ -210,6 +213,9 @@ export class TurnService implements BeforeApplicationShutdown {
       this.shutdown$.next();
       await idle;
     }
+    // The last frames are still being flushed; once they are, the keep-alive connections are
+    // idle and the server's close() ends them instead of waiting for the client's timeout.
+    await new Promise((resolve) => setTimeout(resolve, FLUSH_MS));
   }
 
   private actionOf(request: TurnRequestDto): ActionType {
