@@ -1,3 +1,4 @@
+import { createSession } from './harness/api.js';
 import { performance } from 'node:perf_hooks';
 import type { Frame } from '../src/chat/frames.js';
 import {
@@ -45,15 +46,8 @@ function serverEnv(): Record<string, string> {
   };
 }
 
-async function newSession(child: ChildServer, token: string): Promise<string> {
-  const response = await fetch(`${child.baseUrl}/v1/sessions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: '{}',
-  });
-  expect(response.status).toBe(201);
-  return ((await response.json()) as { id: string }).id;
-}
+const newSession = (child: ChildServer, token: string): Promise<string> =>
+  createSession(child.baseUrl, token);
 
 /** The user's text in a chat request (its last user message). */
 function userText(request: RecordedRequest): string {

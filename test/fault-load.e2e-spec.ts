@@ -1,3 +1,4 @@
+import { createSession } from './harness/api.js';
 import { createHash } from 'node:crypto';
 import type { Server } from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -356,15 +357,7 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-async function newSession(token: string): Promise<string> {
-  const response = await fetch(`${app.baseUrl}/v1/sessions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: '{}',
-  });
-  if (response.status !== 201) throw new Error(`session: ${response.status}`);
-  return ((await response.json()) as { id: string }).id;
-}
+const newSession = (token: string): Promise<string> => createSession(app.baseUrl, token);
 
 async function runTurn(plan: Plan, sessionId: string, token: string): Promise<Outcome> {
   plans.set(plan.tag, plan);

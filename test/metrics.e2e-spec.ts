@@ -1,3 +1,4 @@
+import { createSession } from './harness/api.js';
 import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
 import { startApp, type TestApp } from './harness/app.js';
 import { eventually, postTurn, types } from './harness/sse-client.js';
@@ -45,14 +46,7 @@ function delta(before: Samples, after: Samples, name: string, labels: Record<str
   return (after.get(id) ?? 0) - (before.get(id) ?? 0);
 }
 
-async function newSession(): Promise<string> {
-  const response = await fetch(`${app.baseUrl}/v1/sessions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: '{}',
-  });
-  return ((await response.json()) as { id: string }).id;
-}
+const newSession = (): Promise<string> => createSession(app.baseUrl, token);
 
 beforeAll(async () => {
   upstream = await startFakeUpstream();
