@@ -182,3 +182,42 @@ it('marks turns a SIGKILLed server left running as interrupted, and runs them ag
     { client_msg_id: bodyB.client_msg_id, status: 'interrupted', finished: true },
   ]);
 }, 120_000);
+
+// Several instances share a database only on PostgreSQL: an embedded PGlite folder has one process.
+const onSharedPostgres = process.env.TEST_DATABASE_URL ? it : it.skip;
+
+onSharedPostgres(
+  "leaves a live instance's running turns alone and frees those of a dead one",
+  async () => {
+    upstream.reset();
+    upstream.script('m1', { kind: 'stall', chunks: ['Held'], afterChunks: 1 }, { kind: 'stream' });
+    const owner = await startChild(main, serverEnv());
+    const token = await owner.token();
+    const sessionId = await newSession(owner, token);
+    const body = { content: 'shared question', client_msg_id: clientMsgId('peer') };
+    const held = openTurn(owner, sessionId, token, body);
+    await bounded(held.streaming, 20_000, 'the turn streaming');
+
+    // A peer booting on the same database must not take over a turn that is still running.
+    const peer = await startChild(main, serverEnv());
+    const state = async (): Promise<string | undefined> =>
+      (await turnStates()).find((turn) => turn.client_msg_id === body.client_msg_id)?.status;
+    expect(await state()).toBe('running');
+    const duplicate = await postTurn(peer.baseUrl, sessionId, token, body);
+    expect(duplicate.status).toBe(409);
+    expect(duplicate.json).toMatchObject({ code: 'duplicate_in_progress' });
+
+    // Its owner dies: the next sweep (here, another instance's boot) frees the key.
+    owner.kill('SIGKILL');
+    await bounded(owner.exited, 10_000, 'the owner exiting');
+    await bounded(held.ended, 10_000, 'the stream breaking');
+    const third = await startChild(main, serverEnv());
+    expect(await state()).toBe('interrupted');
+    const rerun = await postTurn(peer.baseUrl, sessionId, token, body);
+    expect(rerun.frames.at(-1)?.data).toMatchObject({ type: 'final', replayed: false });
+
+    for (const child of [peer, third]) child.kill('SIGTERM');
+    await Promise.all([peer.exited, third.exited]);
+  },
+  120_000,
+);

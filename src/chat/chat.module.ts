@@ -1,4 +1,10 @@
-import { Module, type OnApplicationBootstrap, Logger } from '@nestjs/common';
+import {
+  type BeforeApplicationShutdown,
+  Logger,
+  Module,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { DatabaseClient } from '../database/database.client.js';
 import { ImageGenModule } from '../image-gen/image-gen.module.js';
 import { ProviderModule } from '../provider/provider.module.js';
 import { ActionPlanner } from './action-planner.service.js';
@@ -12,6 +18,9 @@ import { StreamRegistry } from './stream-registry.service.js';
 import { TurnReplayService } from './turn-replay.service.js';
 import { TurnService } from './turn.service.js';
 import { TurnsController } from './turns.controller.js';
+
+/** How often a PostgreSQL-backed instance looks for turns whose process died. */
+const ORPHAN_SWEEP_MS = 30_000;
 
 @Module({
   imports: [ProviderModule, ImageGenModule],
@@ -29,15 +38,38 @@ import { TurnsController } from './turns.controller.js';
   ],
   exports: [StreamRegistry],
 })
-export class ChatModule implements OnApplicationBootstrap {
+export class ChatModule implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(ChatModule.name);
+  private sweeper: NodeJS.Timeout | null = null;
 
-  constructor(private readonly messages: MessagesRepository) {}
+  constructor(
+    private readonly messages: MessagesRepository,
+    private readonly database: DatabaseClient,
+  ) {}
 
-  /** Turns left running by a process that died are marked interrupted: their keys run again. */
+  /**
+   * Turns left running by a process that died are marked interrupted, so their keys run again:
+   * at boot, and on PostgreSQL (where several instances may share the database) every
+   * {@link ORPHAN_SWEEP_MS}, so a crashed peer's turns are freed without a restart here.
+   */
   async onApplicationBootstrap(): Promise<void> {
-    const interrupted = await this.messages.interruptRunning();
-    if (interrupted > 0)
-      this.logger.warn(`marked ${interrupted} interrupted turn(s) from an earlier run`);
+    await this.sweep();
+    if (this.database.kind === 'postgres') {
+      this.sweeper = setInterval(() => void this.sweep(), ORPHAN_SWEEP_MS).unref();
+    }
+  }
+
+  beforeApplicationShutdown(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+  }
+
+  private async sweep(): Promise<void> {
+    try {
+      const interrupted = await this.messages.interruptOrphaned();
+      if (interrupted > 0)
+        this.logger.warn(`marked ${interrupted} turn(s) of a dead process as interrupted`);
+    } catch (error) {
+      this.logger.error(`looking for interrupted turns: ${String(error)}`);
+    }
   }
 }

@@ -84,7 +84,10 @@ export class MessagesRepository {
           .getSQL(),
       );
     try {
-      await db.with(message, touched).insert(turns).values(turn);
+      await db
+        .with(message, touched)
+        .insert(turns)
+        .values({ ...turn, owner: this.database.instanceId });
     } catch (error) {
       if (isUniqueViolation(error)) throw new TurnKeyTaken();
       throw error;
@@ -99,7 +102,14 @@ export class MessagesRepository {
     await this.database.db.transaction(async (tx) => {
       const claimed = await tx
         .update(turns)
-        .set({ status: 'running', actionType, messageIds: [], error: null, finishedAt: null })
+        .set({
+          status: 'running',
+          owner: this.database.instanceId,
+          actionType,
+          messageIds: [],
+          error: null,
+          finishedAt: null,
+        })
         .where(and(eq(turns.id, turnId), inArray(turns.status, ['cancelled', 'interrupted'])))
         .returning({ id: turns.id });
       if (claimed.length === 0) throw new TurnKeyTaken();
@@ -157,14 +167,26 @@ export class MessagesRepository {
       });
   }
 
-  /** Marks turns left running by a process that died, so their keys can run again. */
-  async interruptRunning(): Promise<number> {
-    const rows = await this.database.db
-      .update(turns)
-      .set({ status: 'interrupted', finishedAt: new Date() })
-      .where(eq(turns.status, 'running'))
-      .returning({ id: turns.id });
-    return rows.length;
+  /**
+   * Marks turns left running by a process that died, so their keys can run again. Turns of an
+   * instance that is still alive (several instances on one PostgreSQL) are left alone.
+   */
+  async interruptOrphaned(): Promise<number> {
+    const owners = await this.database.db
+      .selectDistinct({ owner: turns.owner })
+      .from(turns)
+      .where(eq(turns.status, 'running'));
+    let interrupted = 0;
+    for (const { owner } of owners) {
+      if (await this.database.isAlive(owner)) continue;
+      const rows = await this.database.db
+        .update(turns)
+        .set({ status: 'interrupted', finishedAt: new Date() })
+        .where(and(eq(turns.status, 'running'), eq(turns.owner, owner)))
+        .returning({ id: turns.id });
+      interrupted += rows.length;
+    }
+    return interrupted;
   }
 
   /** The latest `limit` messages before the turn being run, oldest first, for the model's context. */

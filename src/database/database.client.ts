@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
@@ -17,13 +18,37 @@ const MIGRATIONS = fileURLToPath(new URL('../../drizzle', import.meta.url));
 /** `DATA_DIR=memory://` keeps PGlite in memory (tests); anything else is a folder. */
 export const IN_MEMORY = 'memory://';
 
-/** One database connection (PostgreSQL pool or embedded PGlite) with its schema migrated. */
+/** The advisory-lock key of an instance id (PostgreSQL's own 64-bit text hash). */
+const LOCK = 'hashtextextended($1, 0)';
+
+/**
+ * One database connection (PostgreSQL pool or embedded PGlite) with its schema migrated.
+ *
+ * Each process has an `instanceId`. On PostgreSQL it holds an advisory lock on it through a
+ * connection of its own for as long as it lives, so another process can tell whether the owner
+ * of a running turn is alive: the server frees the lock when the owner's connection dies.
+ */
 export class DatabaseClient {
+  readonly instanceId = randomUUID();
+
   private constructor(
     readonly db: Database,
     readonly kind: 'postgres' | 'pglite',
     private readonly closeClient: () => Promise<void>,
+    private readonly lockClient: pg.Client | null,
   ) {}
+
+  /** Whether the process `owner` still runs. Embedded PGlite has one process: this one. */
+  async isAlive(owner: string): Promise<boolean> {
+    if (owner === this.instanceId || !this.lockClient) return owner === this.instanceId;
+    const { rows } = await this.lockClient.query<{ free: boolean }>(
+      `SELECT pg_try_advisory_lock(${LOCK}) AS free`,
+      [owner],
+    );
+    if (!rows[0]?.free) return true;
+    await this.lockClient.query(`SELECT pg_advisory_unlock(${LOCK})`, [owner]);
+    return false;
+  }
 
   static async connect(options: {
     databaseUrl: string | null;
@@ -31,14 +56,26 @@ export class DatabaseClient {
   }): Promise<DatabaseClient> {
     if (options.databaseUrl) {
       const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10 });
+      const lockClient = new pg.Client({ connectionString: options.databaseUrl });
       const db = drizzlePg({ client: pool, schema });
       try {
         await migratePg(db, { migrationsFolder: MIGRATIONS });
+        await lockClient.connect();
       } catch (error) {
         await pool.end();
         throw error;
       }
-      return new DatabaseClient(db, 'postgres', () => pool.end());
+      const client: DatabaseClient = new DatabaseClient(
+        db,
+        'postgres',
+        async () => {
+          await lockClient.end();
+          await pool.end();
+        },
+        lockClient,
+      );
+      await lockClient.query(`SELECT pg_advisory_lock(${LOCK})`, [client.instanceId]);
+      return client;
     }
     if (options.dataDir !== IN_MEMORY) mkdirSync(options.dataDir, { recursive: true });
     const client = await PGlite.create(options.dataDir === IN_MEMORY ? undefined : options.dataDir);
@@ -49,7 +86,7 @@ export class DatabaseClient {
       await client.close();
       throw error;
     }
-    return new DatabaseClient(db, 'pglite', () => client.close());
+    return new DatabaseClient(db, 'pglite', () => client.close(), null);
   }
 
   async ping(): Promise<void> {

@@ -129,6 +129,8 @@ export const turns = pgTable(
     userMessageId: text('user_message_id').notNull(),
     actionType: text('action_type').$type<ActionType>(),
     status: text('status').$type<TurnStatus>().notNull(),
+    /** The process running it ({@link DatabaseClient.instanceId}), to tell a dead owner from a live one. */
+    owner: text('owner').notNull().default(''),
     /** Assistant message ids in stream order, written when the turn ends. */
     messageIds: jsonb('message_ids').$type<string[]>().notNull().default([]),
     error: jsonb('error').$type<TurnError>(),
