@@ -8,6 +8,7 @@ import {
   frameOf,
   framesOf,
   postTurn,
+  type TurnOptions,
   type TurnResponse,
   types,
 } from './harness/sse-client.js';
@@ -33,6 +34,10 @@ const newSession = (target: TestApp = app, userToken = token): Promise<string> =
   createSession(target.baseUrl, userToken);
 const history = (sessionId: string): Promise<MessageDto[]> =>
   listMessages(app.baseUrl, sessionId, token);
+
+/** A turn of alice's on the main app. */
+const run = (sessionId: string, body: unknown, options?: TurnOptions): Promise<TurnResponse> =>
+  postTurn(app.baseUrl, sessionId, token, body, options);
 
 const forced = (content: string, image: Record<string, unknown> = {}) => ({
   content,
@@ -64,12 +69,7 @@ beforeEach(() => upstream.reset());
 describe('reply_text_image', () => {
   it('success: meta → delta* → done → image_pending → image_attempt → image → final', async () => {
     const sessionId = await newSession();
-    const response = await postTurn(
-      app.baseUrl,
-      sessionId,
-      token,
-      forced('a lighthouse', { aspect_ratio: '16:9' }),
-    );
+    const response = await run(sessionId, forced('a lighthouse', { aspect_ratio: '16:9' }));
 
     expect(shape(response)).toEqual([
       'meta',
@@ -138,7 +138,7 @@ describe('reply_text_image', () => {
   it('falls back from a failing first model to the second with the right index/total', async () => {
     upstream.script('p1', { kind: 'status', status: 500, code: 'boom' });
     const sessionId = await newSession();
-    const response = await postTurn(app.baseUrl, sessionId, token, forced('a fox'));
+    const response = await run(sessionId, forced('a fox'));
     expect(
       all(response, 'image_attempt').map((a) => [a.model, a.variant, a.index, a.total]),
     ).toEqual([
@@ -161,7 +161,7 @@ describe('reply_text_image', () => {
     upstream.script('p1', { kind: 'zero-images' });
     upstream.script('p2', { kind: 'garbage' });
     const sessionId = await newSession();
-    const response = await postTurn(app.baseUrl, sessionId, token, forced('a ghost'));
+    const response = await run(sessionId, forced('a ghost'));
     expect(shape(response)).toEqual([
       'meta',
       'delta',
@@ -189,12 +189,7 @@ describe('reply_text_image', () => {
   it('uses single attempts when composing fails, and the caller-chosen model first', async () => {
     upstream.script('composer', { kind: 'status', status: 500 });
     upstream.script('p2', { kind: 'status', status: 503 });
-    const response = await postTurn(
-      app.baseUrl,
-      await newSession(),
-      token,
-      forced('a tree', { model: 'p2' }),
-    );
+    const response = await run(await newSession(), forced('a tree', { model: 'p2' }));
     expect(
       all(response, 'image_attempt').map((a) => [a.model, a.variant, a.index, a.total]),
     ).toEqual([
@@ -208,12 +203,7 @@ describe('reply_text_image', () => {
 describe('reply_image', () => {
   it('success: image_pending(X) → image_attempt(X) → meta(X) → image(X) → done(X) → final', async () => {
     const sessionId = await newSession();
-    const response = await postTurn(
-      app.baseUrl,
-      sessionId,
-      token,
-      forced('a boat', { mode: 'image_only' }),
-    );
+    const response = await run(sessionId, forced('a boat', { mode: 'image_only' }));
     expect(types(response)).toEqual([
       'image_pending',
       'image_attempt',
@@ -247,12 +237,7 @@ describe('reply_image', () => {
     upstream.script('p1', { kind: 'status', status: 500 });
     upstream.script('p2', { kind: 'status', status: 502 });
     const sessionId = await newSession();
-    const response = await postTurn(
-      app.baseUrl,
-      sessionId,
-      token,
-      forced('a castle', { mode: 'image_only' }),
-    );
+    const response = await run(sessionId, forced('a castle', { mode: 'image_only' }));
     expect(shape(response)).toEqual([
       'image_pending',
       'image_attempt',
@@ -291,7 +276,7 @@ describe('reply_image', () => {
     upstream.script('chat', { kind: 'status', status: 503 });
     const sessionId = await newSession();
     const body = forced('doomed', { mode: 'image_only' });
-    const first = await postTurn(app.baseUrl, sessionId, token, body);
+    const first = await run(sessionId, body);
     expect(shape(first)).toEqual([
       'image_pending',
       'image_attempt',
@@ -301,7 +286,7 @@ describe('reply_image', () => {
       'image_failed',
       'error',
     ]);
-    const again = await postTurn(app.baseUrl, sessionId, token, body);
+    const again = await run(sessionId, body);
     expect(types(again)).toEqual(['image_pending', 'image_failed', 'error']);
     expect(one(again, 'image_failed')).toEqual(one(first, 'image_failed'));
     expect(one(again, 'error')).toEqual(one(first, 'error'));
@@ -309,10 +294,8 @@ describe('reply_image', () => {
   });
 
   it('a forced image_only turn may have an empty message when image_prompt says what to draw', async () => {
-    const response = await postTurn(
-      app.baseUrl,
+    const response = await run(
       await newSession(),
-      token,
       forced('', { mode: 'image_only', image_prompt: 'a red kite' }),
     );
     expect(types(response).at(-1)).toBe('final');
@@ -325,7 +308,7 @@ describe('cancellation of image work', () => {
   it('aborts the composer call when the client leaves during composing', async () => {
     upstream.script('composer', { kind: 'stall' });
     let leftAt = 0;
-    await postTurn(app.baseUrl, await newSession(), token, forced('slow compose'), {
+    await run(await newSession(), forced('slow compose'), {
       onFrame: (received, disconnect) => {
         if (received.data.type !== 'image_pending') return;
         void eventually(async () =>
@@ -346,7 +329,7 @@ describe('cancellation of image work', () => {
     upstream.script('p1', { kind: 'image', delayMs: 5000 });
     const sessionId = await newSession();
     let leftAt = 0;
-    await postTurn(app.baseUrl, sessionId, token, forced('slow draw'), {
+    await run(sessionId, forced('slow draw'), {
       onFrame: (received, disconnect) => {
         if (received.data.type !== 'image_attempt') return;
         void eventually(async () =>
@@ -375,9 +358,9 @@ describe('replay and signed URLs', () => {
   it('replays an image turn without calling the upstream and returns the same image', async () => {
     const sessionId = await newSession();
     const body = forced('replayed picture');
-    const first = await postTurn(app.baseUrl, sessionId, token, body);
+    const first = await run(sessionId, body);
     const calls = upstream.requests.length;
-    const again = await postTurn(app.baseUrl, sessionId, token, body);
+    const again = await run(sessionId, body);
     expect(upstream.requests.length).toBe(calls);
     expect(types(again)).toEqual(['meta', 'delta', 'done', 'image_pending', 'image', 'final']);
     const before = one(first, 'image');
@@ -393,8 +376,8 @@ describe('replay and signed URLs', () => {
     upstream.script('p2', { kind: 'status', status: 500 });
     const sessionId = await newSession();
     const body = forced('never drawn', { mode: 'image_only' });
-    const first = await postTurn(app.baseUrl, sessionId, token, body);
-    const again = await postTurn(app.baseUrl, sessionId, token, body);
+    const first = await run(sessionId, body);
+    const again = await run(sessionId, body);
     expect(types(again)).toEqual([
       'image_pending',
       'image_failed',
@@ -408,7 +391,7 @@ describe('replay and signed URLs', () => {
   });
 
   it('refuses a tampered or expired signature with 403', async () => {
-    const response = await postTurn(app.baseUrl, await newSession(), token, forced('signed'));
+    const response = await run(await newSession(), forced('signed'));
     const url = new URL(one(response, 'image').url);
     const tampered = new URL(url);
     tampered.searchParams.set('sig', `${url.searchParams.get('sig')!.slice(0, -2)}xx`);
@@ -431,7 +414,7 @@ describe('action planner', () => {
     ['给我画一只猫', 'reply_text_image'],
     ['hello', 'reply_text'],
   ])('%s → %s', async (content, action) => {
-    const response = await postTurn(app.baseUrl, await newSession(), token, {
+    const response = await run(await newSession(), {
       content,
       client_msg_id: key(),
       image: {},
