@@ -1,6 +1,11 @@
 import { ImageUrlSigner } from '../src/image-gen/image-url.signer.js';
 import type { MessageDto } from '../src/chat/dto/message.dto.js';
-import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
+import type { Frame } from '../src/chat/frames.js';
+import {
+  type FakeUpstream,
+  type RecordedRequest,
+  startFakeUpstream,
+} from './harness/fake-upstream.js';
 import { startApp, type TestApp } from './harness/app.js';
 import { createSession, listMessages } from './harness/api.js';
 import {
@@ -304,22 +309,40 @@ describe('reply_image', () => {
   });
 });
 
+/**
+ * Runs a turn and leaves once a `frameType` frame arrived and the upstream holds a `requestType`
+ * call: that call and the moment the client left.
+ */
+async function leaveDuring(
+  sessionId: string,
+  body: unknown,
+  frameType: Frame['type'],
+  requestType: RecordedRequest['type'],
+): Promise<{ request: RecordedRequest; leftAt: number }> {
+  const find = (): RecordedRequest | undefined =>
+    upstream.requests.find((request) => request.type === requestType);
+  let leftAt = 0;
+  await run(sessionId, body, {
+    onFrame: (received, disconnect) => {
+      if (received.data.type !== frameType) return;
+      void eventually(async () => find()).then(() => {
+        leftAt = performance.now();
+        disconnect();
+      });
+    },
+  });
+  return { request: find()!, leftAt };
+}
+
 describe('cancellation of image work', () => {
   it('aborts the composer call when the client leaves during composing', async () => {
     upstream.script('composer', { kind: 'stall' });
-    let leftAt = 0;
-    await run(await newSession(), forced('slow compose'), {
-      onFrame: (received, disconnect) => {
-        if (received.data.type !== 'image_pending') return;
-        void eventually(async () =>
-          upstream.requests.find((request) => request.type === 'completion'),
-        ).then(() => {
-          leftAt = performance.now();
-          disconnect();
-        });
-      },
-    });
-    const composer = upstream.requests.find((request) => request.type === 'completion')!;
+    const { request: composer, leftAt } = await leaveDuring(
+      await newSession(),
+      forced('slow compose'),
+      'image_pending',
+      'completion',
+    );
     const closedAt = await composer.closed;
     expect(closedAt - leftAt).toBeLessThan(100);
     expect(upstream.requests.filter((request) => request.type === 'image')).toHaveLength(0);
@@ -328,19 +351,12 @@ describe('cancellation of image work', () => {
   it('aborts the in-flight draw when the client leaves during an attempt', async () => {
     upstream.script('p1', { kind: 'image', delayMs: 5000 });
     const sessionId = await newSession();
-    let leftAt = 0;
-    await run(sessionId, forced('slow draw'), {
-      onFrame: (received, disconnect) => {
-        if (received.data.type !== 'image_attempt') return;
-        void eventually(async () =>
-          upstream.requests.find((request) => request.type === 'image'),
-        ).then(() => {
-          leftAt = performance.now();
-          disconnect();
-        });
-      },
-    });
-    const draw = upstream.requests.find((request) => request.type === 'image')!;
+    const { request: draw, leftAt } = await leaveDuring(
+      sessionId,
+      forced('slow draw'),
+      'image_attempt',
+      'image',
+    );
     const closedAt = await draw.closed;
     expect(draw.clientAborted).toBe(true);
     expect(closedAt - leftAt).toBeLessThan(100);
