@@ -15,6 +15,7 @@ import { SessionService } from './session.service.js';
 import { SessionsController } from './sessions.controller.js';
 import { SessionsRepository } from './sessions.repository.js';
 import { StreamRegistry } from './stream-registry.service.js';
+import { TurnActions } from './turn-actions.service.js';
 import { TurnReplayService } from './turn-replay.service.js';
 import { TurnService } from './turn.service.js';
 import { TurnsController } from './turns.controller.js';
@@ -33,6 +34,7 @@ const ORPHAN_SWEEP_MS = 30_000;
     SessionService,
     SessionsRepository,
     StreamRegistry,
+    TurnActions,
     TurnReplayService,
     TurnService,
   ],

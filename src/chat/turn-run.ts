@@ -1,4 +1,6 @@
 import type { ActionType, MessageMetadata, MessageStatus } from '../database/schema.js';
+import type { ChatMessage } from '../provider/llm-provider.js';
+import type { TurnRequestDto } from './dto/turn-request.dto.js';
 import type { NewMessage } from './messages.repository.js';
 
 /** An assistant message as it streams; stored when it gets an image or when the turn ends. */
@@ -79,4 +81,12 @@ export class TurnRun {
       metadata: draft.open ? { ...draft.metadata, truncated: true } : draft.metadata,
     };
   }
+}
+
+/** A turn that has passed every check and is about to stream. */
+export interface LiveTurn {
+  readonly run: TurnRun;
+  readonly request: TurnRequestDto;
+  /** System prompt, earlier messages and this turn's user message. */
+  readonly context: ChatMessage[];
 }
