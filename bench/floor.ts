@@ -2,23 +2,14 @@
  * The floor: the least work any relay can do here. `node:http` in, `node:http` out, one
  * JSON.parse per upstream chunk and one SSE frame per delta; no framework, no storage.
  */
-import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
-import { report, serveStats } from './ipc.js';
+import { Agent, createServer, request, type ServerResponse } from 'node:http';
+import { readBody, report, serveStats } from './ipc.js';
 
 const upstream = new URL(`${process.env.UPSTREAM_URL ?? ''}/chat/completions`);
 const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
 
 interface UpstreamChunk {
   choices?: Array<{ delta?: { content?: unknown } }>;
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    req.on('data', (part: Buffer) => parts.push(part));
-    req.on('error', reject);
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
-  });
 }
 
 function relay(content: string, res: ServerResponse): void {

@@ -1,4 +1,5 @@
 /** Messages between the bench orchestrator (`run.ts`) and the processes it starts. */
+import type { IncomingMessage } from 'node:http';
 
 /** Orchestrator → child. `arm` and `release` are for the upstream only. */
 export type Command =
@@ -74,5 +75,15 @@ export function serveStats(): void {
         external: memory.external,
       },
     });
+  });
+}
+
+/** The whole request body as text. */
+export function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    req.on('data', (part: Buffer) => parts.push(part));
+    req.on('error', reject);
+    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
   });
 }

@@ -2,25 +2,16 @@
  * The peer: the Vercel AI SDK as its Node.js HTTP example wires it — `streamText` with the
  * OpenAI-compatible provider, `pipeUIMessageStreamToResponse(res)` on a `node:http` server.
  */
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer } from 'node:http';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { streamText } from 'ai';
-import { report, serveStats } from './ipc.js';
+import { readBody, report, serveStats } from './ipc.js';
 
 const provider = createOpenAICompatible({
   name: 'bench',
   baseURL: process.env.UPSTREAM_URL ?? '',
   apiKey: 'x',
 });
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    req.on('data', (part: Buffer) => parts.push(part));
-    req.on('error', reject);
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
-  });
-}
 
 const server = createServer((req, res) => {
   readBody(req)
