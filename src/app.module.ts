@@ -1,10 +1,9 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { AuthModule } from './auth/auth.module.js';
 import { ChatModule } from './chat/chat.module.js';
 import { type AppConfig } from './config/app-config.js';
 import { ConfigModule } from './config/config.module.js';
-import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
+import { ImagesModule } from './images/images.module.js';
 import { ObservabilityModule } from './observability/observability.module.js';
 
 @Module({})
@@ -15,9 +14,8 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(config),
         ObservabilityModule,
-        DatabaseModule,
-        AuthModule,
         HealthModule,
+        ImagesModule,
         ChatModule,
       ],
     };

@@ -1,6 +1,6 @@
 import { createSession } from './harness/api.js';
 import { performance } from 'node:perf_hooks';
-import type { Frame } from '../src/chat/frames.js';
+import type { Frame } from '../src/chat/turns/frames.js';
 import {
   bounded,
   buildServer,

@@ -5,9 +5,9 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { eq } from 'drizzle-orm';
-import type { Frame } from '../src/chat/frames.js';
-import { StreamRegistry } from '../src/chat/stream-registry.service.js';
-import { TurnService } from '../src/chat/turn.service.js';
+import type { Frame } from '../src/chat/turns/frames.js';
+import { StreamRegistryService } from '../src/chat/turns/stream-registry.service.js';
+import { TurnRunnerService } from '../src/chat/turns/turn-runner.service.js';
 import { DatabaseClient } from '../src/database/database.client.js';
 import { images, messages, turns } from '../src/database/schema.js';
 import { startApp, type TestApp } from './harness/app.js';
@@ -430,7 +430,7 @@ it(
   `survives ${TURNS} faulty turns at concurrency ${CONCURRENCY} and leaks nothing`,
   async () => {
     const gc = exposeGc();
-    const registry = app.app.get(StreamRegistry);
+    const registry = app.app.get(StreamRegistryService);
     const { db } = app.app.get(DatabaseClient);
     const server = app.app.getHttpServer() as Server;
     const before = resources(app);
@@ -560,7 +560,7 @@ it(
     await new Promise((resolve) => setImmediate(resolve));
     const after = resources(app);
     const heapGrowthMb = (heapAfterGc(gc) - heapBefore) / 2 ** 20;
-    const shutdown$: unknown = Reflect.get(app.app.get(TurnService), 'shutdown$');
+    const shutdown$: unknown = Reflect.get(app.app.get(TurnRunnerService), 'shutdown$');
 
     const frames = outcomes.flatMap((outcome) => outcome.response?.frames ?? []);
     const count = (type: Frame['type']): number =>

@@ -1,6 +1,6 @@
-import { ImageUrlSigner } from '../src/image-gen/image-url.signer.js';
-import type { MessageDto } from '../src/chat/dto/message.dto.js';
-import type { Frame } from '../src/chat/frames.js';
+import { ImageUrlSigner } from '../src/images/image-url.signer.js';
+import type { MessageDto } from '../src/chat/sessions/dto/message.dto.js';
+import type { Frame } from '../src/chat/turns/frames.js';
 import {
   type FakeUpstream,
   type RecordedRequest,

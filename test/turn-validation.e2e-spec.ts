@@ -1,9 +1,10 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { eq } from 'drizzle-orm';
 import fc from 'fast-check';
-import type { Frame } from '../src/chat/frames.js';
+import type { Frame } from '../src/chat/turns/frames.js';
 import { DatabaseClient } from '../src/database/database.client.js';
-import { type ActionType, messages, turns } from '../src/database/schema.js';
+import type { ActionType } from '../src/contract/vocabulary.js';
+import { messages, turns } from '../src/database/schema.js';
 import { startApp, type TestApp } from './harness/app.js';
 
 /**
@@ -532,7 +533,8 @@ const turnCase: fc.Arbitrary<TurnCase> = fc.record({
 /** The contract's verdict for a generated body, and the action a valid one must take. */
 function verdict(c: TurnCase): { valid: boolean; action: ActionType | 'planner' } {
   const forcedImageOnly = c.image.force === true && c.image.mode === 'image_only';
-  const blank = (value: unknown): boolean => typeof value !== 'string' || value.trim() === '';
+  const blank = (value: unknown): boolean =>
+    typeof value !== 'string' || value.replace(/[\s\p{Cf}]/gu, '') === '';
   // Blank content is allowed only for a forced image_only turn, whose image_prompt then says
   // what to draw (the service's documented reading of "non-blank, except …").
   const subjectOk = !blank(c.content.value) || (forcedImageOnly && !blank(c.image.prompt));

@@ -6,8 +6,8 @@ import {
 import { startApp, type TestApp } from './harness/app.js';
 import { createSession, listMessages } from './harness/api.js';
 import { eventually, frameOf, postTurn, type TurnResponse, types } from './harness/sse-client.js';
-import type { MessageDto } from '../src/chat/dto/message.dto.js';
-import type { Frame } from '../src/chat/frames.js';
+import type { MessageDto } from '../src/chat/sessions/dto/message.dto.js';
+import type { Frame } from '../src/chat/turns/frames.js';
 
 let upstream: FakeUpstream;
 let app: TestApp;

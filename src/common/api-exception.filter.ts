@@ -6,9 +6,11 @@ import {
   Logger,
 } from '@nestjs/common';
 import type { Response } from 'express';
+import type { ApiErrorCode } from '../contract/vocabulary.js';
 import { ApiError, type ApiErrorBody } from './api-error.js';
 
-const CODES: Record<number, string> = {
+/** Errors raised by Nest or Express themselves get the contract code of their status. */
+const CODES: Partial<Record<number, ApiErrorCode>> = {
   400: 'invalid_payload',
   401: 'unauthorized',
   403: 'forbidden',
@@ -72,11 +74,15 @@ export class ApiExceptionFilter implements ExceptionFilter {
         typeof response === 'object' && response !== null && 'message' in response
           ? String((response as { message: unknown }).message)
           : exception.message;
-      return [status, { code: CODES[status] ?? (status >= 500 ? 'internal' : 'error'), message }];
+      return [
+        status,
+        { code: CODES[status] ?? (status >= 500 ? 'internal' : 'invalid_payload'), message },
+      ];
     }
     this.logger.error(
       exception instanceof Error ? (exception.stack ?? exception.message) : String(exception),
     );
-    return [500, { code: 'internal', message: 'Internal error.' }];
+    const internal = ApiError.internal();
+    return [internal.getStatus(), internal.body];
   }
 }

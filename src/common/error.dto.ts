@@ -1,7 +1,9 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { API_ERROR_CODES, type ApiErrorCode } from '../contract/vocabulary.js';
 
+/** The error body of every JSON error (docs/api-reference.md §4), for Swagger. */
 export class ErrorDto {
-  @ApiProperty({ example: 'invalid_payload' }) code!: string;
+  @ApiProperty({ enum: API_ERROR_CODES, example: 'invalid_payload' }) code!: ApiErrorCode;
   @ApiProperty() message!: string;
   @ApiPropertyOptional({ description: 'A sentence fit to show an end user.' })
   user_message?: string;

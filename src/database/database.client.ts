@@ -12,6 +12,8 @@ import pg from 'pg';
 import { schema } from './schema.js';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+/** What a repository's write takes: the database, or a transaction another repository opened. */
+export type Executor = Database | Parameters<Parameters<Database['transaction']>[0]>[0];
 
 const MIGRATIONS = fileURLToPath(new URL('../../drizzle', import.meta.url));
 

@@ -10,6 +10,15 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
+import type {
+  ActionType,
+  Attempt,
+  ImageFailureReason,
+  MessageRole,
+  MessageStatus,
+  StreamErrorCode,
+  Usage,
+} from '../contract/vocabulary.js';
 
 const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
   dataType: () => 'bytea',
@@ -31,28 +40,9 @@ export const sessions = pgTable(
   (t) => [index('sessions_user_seq_idx').on(t.userId, t.seq)],
 );
 
-export type MessageRole = 'user' | 'assistant';
-export type MessageStatus = 'complete' | 'cancelled' | 'failed';
-export type ActionType = 'reply_text' | 'reply_image' | 'reply_text_image';
-
-export interface StoredUsage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
-
-export interface StoredAttempt {
-  model: string;
-  variant: 'composed' | 'original' | 'single';
-  outcome: 'ok' | 'transport' | 'status' | 'zero_images' | 'decode' | 'timeout';
-  status?: number;
-  error_code?: string;
-  ms: number;
-}
-
 /** What a message carries besides its text: the image it shows or why it has none. */
 export interface MessageMetadata {
-  usage?: StoredUsage | null;
+  usage?: Usage | null;
   generation_id?: string | null;
   truncated?: boolean;
   image?: {
@@ -64,11 +54,11 @@ export interface MessageMetadata {
     height: number;
     generation_id: string | null;
     durable_url: string | null;
-    attempts: StoredAttempt[];
+    attempts: Attempt[];
   };
   image_failed?: {
-    reason: 'chain_exhausted' | 'zero_images' | 'config_error';
-    attempts: StoredAttempt[];
+    reason: ImageFailureReason;
+    attempts: Attempt[];
     /** The never-stored id X of a failed `reply_image` turn, so replay repeats the same frames. */
     pending_message_id?: string;
   };
@@ -101,10 +91,18 @@ export const messages = pgTable(
   ],
 );
 
-export type TurnStatus = 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
+/** A turn's bookkeeping status: `interrupted` = its process died while it ran. */
+export const TURN_STATUSES = [
+  'running',
+  'completed',
+  'failed',
+  'cancelled',
+  'interrupted',
+] as const;
+export type TurnStatus = (typeof TURN_STATUSES)[number];
 
 export interface TurnError {
-  code: string;
+  code: StreamErrorCode;
   retryable: boolean;
   message: string;
   user_message: string;

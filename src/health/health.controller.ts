@@ -3,14 +3,14 @@ import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ApiError } from '../common/api-error.js';
 import { ErrorDto } from '../common/error.dto.js';
 import { DatabaseClient } from '../database/database.client.js';
-import { Lifecycle } from './lifecycle.service.js';
+import { LifecycleService } from './lifecycle.service.js';
 
 @ApiTags('health')
 @Controller()
 export class HealthController {
   constructor(
     private readonly database: DatabaseClient,
-    private readonly lifecycle: Lifecycle,
+    private readonly lifecycle: LifecycleService,
   ) {}
 
   @Get('healthz')
@@ -30,12 +30,12 @@ export class HealthController {
   })
   async ready(): Promise<{ status: 'ok'; database: string }> {
     if (this.lifecycle.draining) {
-      throw new ApiError(503, { code: 'unavailable', message: 'The server is shutting down.' });
+      throw ApiError.unavailable('The server is shutting down.');
     }
     try {
       await this.database.ping();
     } catch {
-      throw new ApiError(503, { code: 'unavailable', message: 'The database is not reachable.' });
+      throw ApiError.unavailable('The database is not reachable.');
     }
     return { status: 'ok', database: this.database.kind };
   }

@@ -1,7 +1,12 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
+import { DatabaseModule } from '../database/database.module.js';
 import { HealthController } from './health.controller.js';
-import { Lifecycle } from './lifecycle.service.js';
+import { LifecycleService } from './lifecycle.service.js';
 
-@Global()
-@Module({ controllers: [HealthController], providers: [Lifecycle], exports: [Lifecycle] })
+@Module({
+  imports: [DatabaseModule],
+  controllers: [HealthController],
+  providers: [LifecycleService],
+  exports: [LifecycleService],
+})
 export class HealthModule {}

@@ -1,16 +1,13 @@
 import { Module } from '@nestjs/common';
+import { ObservabilityModule } from '../observability/observability.module.js';
 import { ProviderModule } from '../provider/provider.module.js';
 import { ImageGenService } from './image-gen.service.js';
-import { ImageUrlSigner } from './image-url.signer.js';
-import { ImagesController } from './images.controller.js';
-import { ImagesRepository } from './images.repository.js';
-import { PromptComposer } from './prompt-composer.service.js';
+import { PromptComposerService } from './prompt-composer.service.js';
 
-/** Image generation (prompt composing, the model chain) and the signed image URLs. */
+/** Image generation: the prompt composer, the attempt plan and the fallback chain of models. */
 @Module({
-  imports: [ProviderModule],
-  controllers: [ImagesController],
-  providers: [ImageGenService, PromptComposer, ImageUrlSigner, ImagesRepository],
-  exports: [ImageGenService, PromptComposer, ImageUrlSigner, ImagesRepository],
+  imports: [ProviderModule, ObservabilityModule],
+  providers: [ImageGenService, PromptComposerService],
+  exports: [ImageGenService],
 })
 export class ImageGenModule {}

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { firstValueFrom, toArray } from 'rxjs';
+import { firstValueFrom, lastValueFrom, tap, toArray } from 'rxjs';
 import {
   FAKE_DEFAULT_COMPLETION,
   type FakeUpstream,
@@ -9,12 +9,42 @@ import {
 import { loadConfig } from '../config/app-config.js';
 import { MetricsService } from '../observability/metrics.service.js';
 import { OpenAiCompatibleProvider } from '../provider/openai-compatible.provider.js';
-import { ProviderError } from '../provider/llm-provider.js';
 import { ImageGenService, planAttempts } from './image-gen.service.js';
-import type { AttemptStart, ImageGenEvent, ImageGenRequest } from './image-gen.types.js';
-import { PromptComposer } from './prompt-composer.service.js';
+import type {
+  AttemptStart,
+  ImageGenEvent,
+  ImageGenRequest,
+  ImageGenResult,
+} from './image-gen.types.js';
+import { PromptComposerService } from './prompt-composer.service.js';
 
 const COMPOSER = 'composer/model';
+
+/** Runs the chain to its end: the attempts as announced (into `starts`), then the result. */
+async function generate(
+  service: ImageGenService,
+  req: ImageGenRequest,
+  onAttempt: (attempt: AttemptStart) => void = () => undefined,
+): Promise<ImageGenResult> {
+  let result: ImageGenResult | null = null;
+  // Announced attempts are seen as they happen (before their HTTP call), not after the chain.
+  await lastValueFrom(
+    service.generate$(req).pipe(
+      tap((event) => {
+        if (event.type === 'done') result = event.result;
+        else
+          onAttempt({
+            model: event.model,
+            variant: event.variant,
+            index: event.index,
+            total: event.total,
+          });
+      }),
+    ),
+  );
+  if (!result) throw new Error('generate$ completed without a done event');
+  return result;
+}
 
 function request(overrides: Partial<ImageGenRequest> = {}): ImageGenRequest {
   return {
@@ -104,7 +134,7 @@ describe('ImageGenService against the fake upstream', () => {
     return new ImageGenService(
       config,
       provider,
-      new PromptComposer(config, provider, metrics),
+      new PromptComposerService(config, provider, metrics),
       metrics,
     );
   }
@@ -124,7 +154,8 @@ describe('ImageGenService against the fake upstream', () => {
   }
 
   it('answers config_error with no attempts and no upstream call when the chain is empty', async () => {
-    const result = await service({ IMAGE_MODELS: '', IMAGE_COMPOSE_MODEL: COMPOSER }).generate(
+    const result = await generate(
+      service({ IMAGE_MODELS: '', IMAGE_COMPOSE_MODEL: COMPOSER }),
       request(),
     );
     expect(result).toEqual(
@@ -135,13 +166,14 @@ describe('ImageGenService against the fake upstream', () => {
 
   it('composes, then wins on the first attempt with the composed prompt', async () => {
     const starts: AttemptStart[] = [];
-    const result = await service({ IMAGE_COMPOSE_MODEL: COMPOSER }).generate(
+    const result = await generate(
+      service({ IMAGE_COMPOSE_MODEL: COMPOSER }),
       request({
         context: [{ role: 'user', content: 'I love foxes' }],
         aspectRatio: '16:9',
         referenceImageUrl: 'https://example.com/ref.png',
       }),
-      { onAttempt: (attempt) => starts.push(attempt) },
+      (attempt) => starts.push(attempt),
     );
 
     expect(starts).toEqual([{ model: 'a', variant: 'composed', index: 1, total: 4 }]);
@@ -184,11 +216,11 @@ describe('ImageGenService against the fake upstream', () => {
       if (r.type === 'image') seenBeforeRequest.push(starts.length);
     });
 
-    const result = await service({ IMAGE_MODELS: 'a,b,c', IMAGE_COMPOSE_MODEL: COMPOSER })
-      .generate(request(), {
-        onAttempt: (attempt) => starts.push({ attempt, at: performance.now() }),
-      })
-      .finally(off);
+    const result = await generate(
+      service({ IMAGE_MODELS: 'a,b,c', IMAGE_COMPOSE_MODEL: COMPOSER }),
+      request(),
+      (attempt) => starts.push({ attempt, at: performance.now() }),
+    ).finally(off);
 
     expect(starts.map((s) => s.attempt)).toEqual(
       ['a', 'b', 'c'].flatMap((model, i) => [
@@ -221,7 +253,7 @@ describe('ImageGenService against the fake upstream', () => {
     upstream.script('c', { kind: 'cut', afterChunks: 0 });
     upstream.script('d', { kind: 'image', mime: 'image/jpeg', width: 40, height: 30 });
 
-    const result = await service({ IMAGE_MODELS: 'a,b,c,d' }).generate(request());
+    const result = await generate(service({ IMAGE_MODELS: 'a,b,c,d' }), request());
 
     if (!result.ok) throw new Error(result.message);
     expect(result.attempts.map((a) => [a.model, a.variant, a.outcome])).toEqual([
@@ -239,11 +271,11 @@ describe('ImageGenService against the fake upstream', () => {
   it('answers zero_images when every attempt drew nothing, chain_exhausted for a mix', async () => {
     upstream.script('a', { kind: 'zero-images' });
     upstream.script('b', { kind: 'zero-images' });
-    const allEmpty = await service().generate(request());
+    const allEmpty = await generate(service(), request());
     expect(allEmpty).toEqual(expect.objectContaining({ ok: false, reason: 'zero_images' }));
 
     upstream.script('b', { kind: 'garbage' });
-    const mixed = await service().generate(request());
+    const mixed = await generate(service(), request());
     expect(mixed).toEqual(expect.objectContaining({ ok: false, reason: 'chain_exhausted' }));
     expect(mixed.attempts.map((a) => a.outcome)).toEqual(['zero_images', 'decode']);
   });
@@ -251,7 +283,7 @@ describe('ImageGenService against the fake upstream', () => {
   it('times an attempt out after IMAGE_ATTEMPT_TIMEOUT_MS, closes its socket and moves on', async () => {
     upstream.script('a', { kind: 'image', delayMs: 60_000 });
 
-    const result = await service({ IMAGE_ATTEMPT_TIMEOUT_MS: '300' }).generate(request());
+    const result = await generate(service({ IMAGE_ATTEMPT_TIMEOUT_MS: '300' }), request());
 
     if (!result.ok) throw new Error(result.message);
     const [timedOut, ok] = result.attempts;
@@ -269,28 +301,20 @@ describe('ImageGenService against the fake upstream', () => {
 
   it('falls back to single attempts when the composer fails or stalls', async () => {
     upstream.script(COMPOSER, { kind: 'status', status: 503 });
-    const failed = await service({ IMAGE_COMPOSE_MODEL: COMPOSER }).generate(request());
+    const failed = await generate(service({ IMAGE_COMPOSE_MODEL: COMPOSER }), request());
     expect(failed.attempts).toEqual([expect.objectContaining({ model: 'a', variant: 'single' })]);
 
     upstream.script(COMPOSER, { kind: 'stall' });
     const started = performance.now();
-    const stalled = await service({
-      IMAGE_COMPOSE_MODEL: COMPOSER,
-      IMAGE_ATTEMPT_TIMEOUT_MS: '300',
-    }).generate(request());
+    const stalled = await generate(
+      service({
+        IMAGE_COMPOSE_MODEL: COMPOSER,
+        IMAGE_ATTEMPT_TIMEOUT_MS: '300',
+      }),
+      request(),
+    );
     expect(performance.now() - started).toBeLessThan(2000);
     expect(stalled.attempts).toEqual([expect.objectContaining({ model: 'a', variant: 'single' })]);
-  });
-
-  it('rejects with the abort reason and stops the chain when the caller aborts', async () => {
-    upstream.script('a', { kind: 'image', delayMs: 60_000 });
-    const controller = new AbortController();
-    const reason = new Error('client went away');
-    void nextRequest('image').then(() => controller.abort(reason));
-
-    await expect(service().generate(request(), { signal: controller.signal })).rejects.toBe(reason);
-    await imageRequests()[0].closed;
-    expect(imageRequests()).toHaveLength(1);
   });
 
   describe('generate$', () => {
@@ -344,14 +368,5 @@ describe('ImageGenService against the fake upstream', () => {
         expect(failed).toBeNull();
       },
     );
-  });
-
-  it('rejects at once, with no upstream call, when the signal has already aborted', async () => {
-    const controller = new AbortController();
-    controller.abort(new ProviderError('aborted', 'gone'));
-    await expect(service().generate(request(), { signal: controller.signal })).rejects.toEqual(
-      expect.objectContaining({ kind: 'aborted' }),
-    );
-    expect(upstream.requests).toHaveLength(0);
   });
 });

@@ -1,23 +1,22 @@
 import { performance } from 'node:perf_hooks';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { fromAbortable } from '../common/abortable.js';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
-import type { StoredAttempt } from '../database/schema.js';
+import type { Attempt, ImageVariant } from '../contract/vocabulary.js';
 import { MetricsService } from '../observability/metrics.service.js';
 import { type LlmProvider, LLM_PROVIDER, ProviderError } from '../provider/llm-provider.js';
 import { DeadlineExceededError, runWithDeadline } from './deadline.js';
 import { decodeImageDataUrl, type DecodedImage } from './image-decoder.js';
 import type {
   AttemptStart,
-  GenerateOptions,
   GeneratedImage,
   ImageGenEvent,
   ImageGenRequest,
   ImageGenResult,
-  ImageVariant,
 } from './image-gen.types.js';
-import { PromptComposer } from './prompt-composer.service.js';
+import { PromptComposerService } from './prompt-composer.service.js';
 
 export interface PlannedAttempt extends AttemptStart {
   /** What this attempt sends: the composed prompt for `composed`, the subject otherwise. */
@@ -60,7 +59,7 @@ export function planAttempts(input: PlanInput): PlannedAttempt[] {
 }
 
 interface AttemptReport {
-  readonly record: StoredAttempt;
+  readonly record: Attempt;
   readonly image: (DecodedImage & { readonly generationId: string | null }) | null;
 }
 
@@ -72,18 +71,28 @@ export class ImageGenService {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LLM_PROVIDER) private readonly provider: LlmProvider,
-    @Inject(PromptComposer) private readonly composer: PromptComposer,
+    @Inject(PromptComposerService) private readonly composer: PromptComposerService,
     @Inject(MetricsService) private readonly metrics: MetricsService,
   ) {}
 
   /**
-   * Composes the prompt, then walks the plan until an attempt yields a decodable image.
-   * Never rejects for upstream failures (they are attempts); rejects with `signal.reason` as soon
-   * as `signal` aborts, since then nobody is waiting for a result.
+   * The image chain as a stream: one `attempt` event right before each attempt's provider call,
+   * then exactly one `done`. Upstream failures are attempts, never errors. Unsubscribing aborts
+   * whatever provider call is in flight (composer or image attempt).
    */
-  async generate(request: ImageGenRequest, options: GenerateOptions = {}): Promise<ImageGenResult> {
-    const { signal, onAttempt } = options;
-    signal?.throwIfAborted();
+  generate$(request: ImageGenRequest): Observable<ImageGenEvent> {
+    return fromAbortable<ImageGenEvent>(
+      async (emit, signal) => emit({ type: 'done', result: await this.run(request, emit, signal) }),
+      () => new ProviderError('aborted', 'Image generation was cancelled'),
+    );
+  }
+
+  /** Composes the prompt, then walks the plan until an attempt yields a decodable image. */
+  private async run(
+    request: ImageGenRequest,
+    emit: (event: ImageGenEvent) => void,
+    signal: AbortSignal,
+  ): Promise<ImageGenResult> {
     if (candidateModels(request.model, this.config.image.models).length === 0) {
       return {
         ok: false,
@@ -97,7 +106,7 @@ export class ImageGenService {
       { subject: request.subject, context: request.context },
       signal,
     );
-    signal?.throwIfAborted();
+    signal.throwIfAborted();
     const plan = planAttempts({
       model: request.model,
       models: this.config.image.models,
@@ -105,9 +114,10 @@ export class ImageGenService {
       composedPrompt,
     });
 
-    const attempts: StoredAttempt[] = [];
+    const attempts: Attempt[] = [];
     for (const step of plan) {
-      onAttempt?.({
+      emit({
+        type: 'attempt',
         model: step.model,
         variant: step.variant,
         index: step.index,
@@ -145,42 +155,14 @@ export class ImageGenService {
     };
   }
 
-  /**
-   * `generate` as a stream: one `attempt` event per attempt, then exactly one `done`.
-   * Unsubscribing aborts whatever provider call is in flight (composer or image attempt).
-   */
-  generate$(request: ImageGenRequest): Observable<ImageGenEvent> {
-    return new Observable<ImageGenEvent>((subscriber) => {
-      const controller = new AbortController();
-      let settled = false;
-      this.generate(request, {
-        signal: controller.signal,
-        onAttempt: (attempt) => subscriber.next({ type: 'attempt', ...attempt }),
-      }).then(
-        (result) => {
-          settled = true;
-          subscriber.next({ type: 'done', result });
-          subscriber.complete();
-        },
-        (error: unknown) => {
-          settled = true;
-          subscriber.error(error);
-        },
-      );
-      // Only a consumer that leaves early has a call to abort.
-      return () =>
-        settled || controller.abort(new ProviderError('aborted', 'Image generation was cancelled'));
-    });
-  }
-
   private async attempt(
     step: PlannedAttempt,
     request: ImageGenRequest,
-    signal: AbortSignal | undefined,
+    signal: AbortSignal,
   ): Promise<AttemptReport> {
     const { model, variant } = step;
     const started = performance.now();
-    const record = (fields: OutcomeFields): StoredAttempt => ({
+    const record = (fields: OutcomeFields): Attempt => ({
       model,
       variant,
       ...fields,
@@ -203,7 +185,7 @@ export class ImageGenService {
           }),
       ));
     } catch (error) {
-      if (signal?.aborted) throw signal.reason;
+      if (signal.aborted) throw signal.reason;
       const failed = record(classify(error));
       this.logger.warn(
         `Image attempt ${step.index}/${step.total} (${model}, ${variant}) failed: ${failed.outcome}` +
@@ -235,7 +217,7 @@ export class ImageGenService {
   }
 }
 
-type OutcomeFields = Pick<StoredAttempt, 'outcome' | 'status' | 'error_code'>;
+type OutcomeFields = Pick<Attempt, 'outcome' | 'status' | 'error_code'>;
 
 /** Maps what an attempt threw to the contract's outcome. */
 function classify(error: unknown): OutcomeFields {

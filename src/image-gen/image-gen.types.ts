@@ -1,9 +1,10 @@
-import type { AspectRatio, ChatMessage } from '../provider/llm-provider.js';
-import type { StoredAttempt } from '../database/schema.js';
-
-export type ImageVariant = 'composed' | 'original' | 'single';
-export type AttemptOutcome = StoredAttempt['outcome'];
-export type ImageFailureReason = 'chain_exhausted' | 'zero_images' | 'config_error';
+import type {
+  AspectRatio,
+  Attempt,
+  ImageFailureReason,
+  ImageVariant,
+} from '../contract/vocabulary.js';
+import type { ChatMessage } from '../provider/llm-provider.js';
 
 export interface ImageGenRequest {
   /** What to draw: the client's `image_prompt`, else the user's message. */
@@ -36,20 +37,14 @@ export interface GeneratedImage {
 }
 
 export type ImageGenResult =
-  | { readonly ok: true; readonly image: GeneratedImage; readonly attempts: StoredAttempt[] }
+  | { readonly ok: true; readonly image: GeneratedImage; readonly attempts: Attempt[] }
   | {
       readonly ok: false;
       readonly reason: ImageFailureReason;
       readonly message: string;
-      readonly attempts: StoredAttempt[];
+      readonly attempts: Attempt[];
     };
 
 export type ImageGenEvent =
   | ({ readonly type: 'attempt' } & AttemptStart)
   | { readonly type: 'done'; readonly result: ImageGenResult };
-
-export interface GenerateOptions {
-  /** Called synchronously right before each attempt's provider call. */
-  readonly onAttempt?: (attempt: AttemptStart) => void;
-  readonly signal?: AbortSignal;
-}

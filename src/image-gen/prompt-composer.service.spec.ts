@@ -4,11 +4,11 @@ import { loadConfig } from '../config/app-config.js';
 import { MetricsService } from '../observability/metrics.service.js';
 import type { ChatMessage } from '../provider/llm-provider.js';
 import { OpenAiCompatibleProvider } from '../provider/openai-compatible.provider.js';
-import { MAX_COMPOSED_PROMPT_CHARS, PromptComposer } from './prompt-composer.service.js';
+import { MAX_COMPOSED_PROMPT_CHARS, PromptComposerService } from './prompt-composer.service.js';
 
 const COMPOSER = 'composer/model';
 
-describe('PromptComposer against the fake upstream', () => {
+describe('PromptComposerService against the fake upstream', () => {
   let upstream: FakeUpstream;
 
   beforeAll(async () => {
@@ -17,7 +17,7 @@ describe('PromptComposer against the fake upstream', () => {
   afterEach(() => upstream.reset());
   afterAll(() => upstream.close());
 
-  function composer(env: Record<string, string> = {}): PromptComposer {
+  function composer(env: Record<string, string> = {}): PromptComposerService {
     const config = loadConfig({
       LLM_BASE_URL: upstream.baseUrl,
       LLM_API_KEY: 'k',
@@ -25,7 +25,7 @@ describe('PromptComposer against the fake upstream', () => {
       IMAGE_ATTEMPT_TIMEOUT_MS: '5000',
       ...env,
     });
-    return new PromptComposer(
+    return new PromptComposerService(
       config,
       new OpenAiCompatibleProvider({ baseUrl: upstream.baseUrl, apiKey: 'k' }),
       new MetricsService(config),

@@ -28,8 +28,8 @@ export interface ComposeInput {
 
 /** Turns a short request into a detailed image prompt with one LLM call. */
 @Injectable()
-export class PromptComposer {
-  private readonly logger = new Logger(PromptComposer.name);
+export class PromptComposerService {
+  private readonly logger = new Logger(PromptComposerService.name);
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,

@@ -45,11 +45,11 @@ describe('AppLogger', () => {
   it("takes Nest's error(message, stack, context) apart", () => {
     const { logger, lines } = capture();
     const error = new Error('boom');
-    logger.error('turn failed', error.stack, 'TurnService');
+    logger.error('turn failed', error.stack, 'TurnsService');
     logger.error(error, 'ApiExceptionFilter');
     const [first, second] = lines();
     expect(first).toEqual(
-      expect.objectContaining({ level: 'error', msg: 'turn failed', context: 'TurnService' }),
+      expect.objectContaining({ level: 'error', msg: 'turn failed', context: 'TurnsService' }),
     );
     expect(first.stack).toContain('Error: boom');
     expect(second).toEqual(

@@ -1,8 +1,8 @@
 import { NEVER, Observable, concat, of, throwError } from 'rxjs';
-import type { Frame, SseMessage } from '../chat/frames.js';
+import type { Frame, SseMessage } from '../chat/turns/frames.js';
 import { loadConfig } from '../config/app-config.js';
 import { MetricsService } from './metrics.service.js';
-import { countTurn } from './turn-metrics.js';
+import { countTurn } from '../chat/turns/turn-metrics.js';
 
 const config = loadConfig({
   LLM_BASE_URL: 'http://127.0.0.1:1/api/v1',

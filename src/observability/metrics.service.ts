@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
-import type { StoredAttempt } from '../database/schema.js';
+import type { Attempt } from '../contract/vocabulary.js';
 
 export type TurnOutcome = 'final' | 'error' | 'cancelled';
 export type LatencyKind = 'chat_first_token' | 'chat_total' | 'image_attempt' | 'compose';
@@ -68,7 +68,7 @@ export class MetricsService {
     this.turns.inc({ action, outcome });
   }
 
-  imageAttempt(attempt: Pick<StoredAttempt, 'model' | 'outcome' | 'ms'>): void {
+  imageAttempt(attempt: Pick<Attempt, 'model' | 'outcome' | 'ms'>): void {
     this.imageAttempts.inc({ model: this.label(attempt.model), outcome: attempt.outcome });
     this.upstreamLatency('image_attempt', attempt.model, attempt.ms);
   }

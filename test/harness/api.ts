@@ -1,4 +1,4 @@
-import type { MessageDto } from '../../src/chat/dto/message.dto.js';
+import type { MessageDto } from '../../src/chat/sessions/dto/message.dto.js';
 
 const json = (token: string): Record<string, string> => ({
   authorization: `Bearer ${token}`,

@@ -1,4 +1,4 @@
-import type { Frame } from '../../src/chat/frames.js';
+import type { Frame } from '../../src/chat/turns/frames.js';
 
 export interface ReceivedFrame {
   readonly id: number;

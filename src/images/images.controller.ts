@@ -9,14 +9,9 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { ApiError } from '../common/api-error.js';
+import { ErrorDto } from '../common/error.dto.js';
 import { ImageUrlSigner } from './image-url.signer.js';
 import { ImagesRepository } from './images.repository.js';
-
-const ERROR_SCHEMA = {
-  type: 'object',
-  required: ['code', 'message'],
-  properties: { code: { type: 'string' }, message: { type: 'string' } },
-};
 
 /** Serves generated images through signed URLs: public, so an `<img>` can load them. */
 @ApiTags('images')
@@ -49,9 +44,9 @@ export class ImagesController {
   @ApiResponse({
     status: 403,
     description: '`forbidden`: missing, bad or expired signature.',
-    schema: ERROR_SCHEMA,
+    type: ErrorDto,
   })
-  @ApiResponse({ status: 404, description: '`not_found`: no such image.', schema: ERROR_SCHEMA })
+  @ApiResponse({ status: 404, description: '`not_found`: no such image.', type: ErrorDto })
   async get(
     @Param('image_id') imageId: string,
     @Query('exp') exp: unknown,
@@ -60,10 +55,7 @@ export class ImagesController {
   ): Promise<StreamableFile> {
     // The signature is checked before the lookup so a bad one cannot probe which ids exist.
     if (!this.signer.verify(imageId, exp, sig)) {
-      throw new ApiError(403, {
-        code: 'forbidden',
-        message: 'The image URL signature is missing, invalid or expired.',
-      });
+      throw ApiError.forbiddenImage();
     }
     const image = await this.images.findById(imageId);
     if (!image) throw ApiError.notFound('No such image.');

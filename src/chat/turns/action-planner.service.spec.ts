@@ -1,7 +1,7 @@
-import { ActionPlanner } from './action-planner.service.js';
+import { ActionPlannerService } from './action-planner.service.js';
 
-describe('ActionPlanner', () => {
-  const planner = new ActionPlanner();
+describe('ActionPlannerService', () => {
+  const planner = new ActionPlannerService();
 
   it.each([
     'draw me a cat',

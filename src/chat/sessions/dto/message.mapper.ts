@@ -1,26 +1,14 @@
 import { Injectable } from '@nestjs/common';
-import { ImageUrlSigner } from '../image-gen/image-url.signer.js';
-import type { MessageDto } from './dto/message.dto.js';
-import type { SessionDto } from './dto/session.dto.js';
-import type { MessageRow } from './messages.repository.js';
-import type { SessionRow } from './sessions.repository.js';
+import { ImageUrlSigner } from '../../../images/image-url.signer.js';
+import type { MessageRow } from '../messages.repository.js';
+import type { MessageDto } from './message.dto.js';
 
-/** Database rows → the contract's JSON shapes; image URLs are signed afresh on every read. */
+/** A message row → its contract shape; image URLs are signed afresh on every read. */
 @Injectable()
 export class MessageMapper {
   constructor(private readonly signer: ImageUrlSigner) {}
 
-  session(row: SessionRow): SessionDto {
-    return {
-      id: row.id,
-      title: row.title,
-      system_prompt: row.systemPrompt,
-      created_at: row.createdAt.toISOString(),
-      updated_at: row.updatedAt.toISOString(),
-    };
-  }
-
-  message(row: MessageRow): MessageDto {
+  toDto(row: MessageRow): MessageDto {
     const { image, image_failed: imageFailed } = row.metadata;
     return {
       id: row.id,

@@ -1,6 +1,7 @@
-import { Global, type INestApplication, Module } from '@nestjs/common';
+import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Test } from '@nestjs/testing';
+import { lastValueFrom, toArray } from 'rxjs';
 import request from 'supertest';
 import { makePng } from '../../test/harness/fake-upstream.js';
 import { ApiExceptionFilter } from '../common/api-exception.filter.js';
@@ -8,12 +9,12 @@ import { loadConfig } from '../config/app-config.js';
 import { ConfigModule } from '../config/config.module.js';
 import { DatabaseClient, IN_MEMORY } from '../database/database.client.js';
 import { images, messages, sessions } from '../database/schema.js';
-import { ObservabilityModule } from '../observability/observability.module.js';
-import { ImageGenModule } from './image-gen.module.js';
-import { ImageGenService } from './image-gen.service.js';
+import { ImageGenModule } from '../image-gen/image-gen.module.js';
+import { ImageGenService } from '../image-gen/image-gen.service.js';
 import { ImageUrlSigner } from './image-url.signer.js';
+import { ImagesModule } from './images.module.js';
 
-describe('GET /v1/images/:image_id (ImageGenModule wired with the demo provider)', () => {
+describe('GET /v1/images/:image_id (ImagesModule, and ImageGenModule wired with the demo provider)', () => {
   const png = makePng(6, 4);
   let client: DatabaseClient;
   let app: INestApplication;
@@ -40,13 +41,6 @@ describe('GET /v1/images/:image_id (ImageGenModule wired with the demo provider)
       size: png.length,
     });
 
-    @Global()
-    @Module({
-      providers: [{ provide: DatabaseClient, useValue: client }],
-      exports: [DatabaseClient],
-    })
-    class TestDatabaseModule {}
-
     const config = loadConfig({
       PUBLIC_BASE_URL: 'http://easel.test',
       IMAGE_URL_TTL_SECONDS: '3600',
@@ -54,13 +48,11 @@ describe('GET /v1/images/:image_id (ImageGenModule wired with the demo provider)
       DEMO_IMAGE_DELAY_MS: '0',
     });
     const moduleRef = await Test.createTestingModule({
-      imports: [
-        ConfigModule.forRoot(config),
-        TestDatabaseModule,
-        ObservabilityModule,
-        ImageGenModule,
-      ],
-    }).compile();
+      imports: [ConfigModule.forRoot(config), ImagesModule, ImageGenModule],
+    })
+      .overrideProvider(DatabaseClient)
+      .useValue(client)
+      .compile();
     app = moduleRef.createNestApplication();
     app.useGlobalFilters(new ApiExceptionFilter());
     await app.init();
@@ -136,14 +128,21 @@ describe('GET /v1/images/:image_id (ImageGenModule wired with the demo provider)
   });
 
   it('wires ImageGenService to the configured provider', async () => {
-    const result = await app.get(ImageGenService).generate({
-      subject: 'a lighthouse',
-      context: [],
-      model: null,
-      aspectRatio: null,
-      referenceImageUrl: null,
-    });
-    expect(result.attempts.map((a) => [a.model, a.outcome])).toEqual([
+    const events = await lastValueFrom(
+      app
+        .get(ImageGenService)
+        .generate$({
+          subject: 'a lighthouse',
+          context: [],
+          model: null,
+          aspectRatio: null,
+          referenceImageUrl: null,
+        })
+        .pipe(toArray()),
+    );
+    const done = events.at(-1);
+    if (done?.type !== 'done') throw new Error('no done event');
+    expect(done.result.attempts.map((a) => [a.model, a.outcome])).toEqual([
       ['demo/flaky-painter', 'status'],
       ['demo/painter', 'ok'],
     ]);

@@ -1,6 +1,6 @@
 import { defer, finalize, type MonoTypeOperatorFunction, tap } from 'rxjs';
-import type { SseMessage } from '../chat/frames.js';
-import type { MetricsService, TurnOutcome } from './metrics.service.js';
+import type { SseMessage } from './frames.js';
+import type { MetricsService, TurnOutcome } from '../../observability/metrics.service.js';
 
 /**
  * Counts a turn stream once it ends: `final` → final, `error` → error, anything else (the client

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { and, desc, eq, lt, sql } from 'drizzle-orm';
-import { DatabaseClient } from '../database/database.client.js';
-import { sessions } from '../database/schema.js';
+import { DatabaseClient, type Executor } from '../../database/database.client.js';
+import { sessions } from '../../database/schema.js';
 
 export type SessionRow = typeof sessions.$inferSelect;
 
@@ -48,6 +48,11 @@ export class SessionsRepository {
       )
       .orderBy(desc(sessions.seq))
       .limit(limit + 1);
+  }
+
+  /** Marks the session as active now (a turn started in it). */
+  touch(db: Executor, id: string) {
+    return db.update(sessions).set({ updatedAt: new Date() }).where(eq(sessions.id, id));
   }
 
   async deleteOwned(userId: string, id: string): Promise<boolean> {

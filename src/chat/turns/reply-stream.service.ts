@@ -1,23 +1,24 @@
 import { performance } from 'node:perf_hooks';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { Observable, type Subscriber } from 'rxjs';
-import { type AppConfig } from '../config/app-config.js';
-import { APP_CONFIG } from '../config/config.module.js';
-import type { StoredUsage } from '../database/schema.js';
-import { MetricsService } from '../observability/metrics.service.js';
+import type { Observable } from 'rxjs';
+import { fromAbortable } from '../../common/abortable.js';
+import { type AppConfig } from '../../config/app-config.js';
+import { APP_CONFIG } from '../../config/config.module.js';
+import type { Usage } from '../../contract/vocabulary.js';
+import { MetricsService } from '../../observability/metrics.service.js';
 import {
   type ChatMessage,
   LLM_PROVIDER,
   type LlmProvider,
   ProviderError,
-} from '../provider/llm-provider.js';
+} from '../../provider/llm-provider.js';
 import { TurnFailure } from './turn-failure.js';
 
 export type ReplyEvent =
   /** The first token arrived from `model`: the fallback chain is settled. */
   | { type: 'start'; model: string }
   | { type: 'delta'; content: string }
-  | { type: 'end'; usage: StoredUsage | null; generationId: string | null };
+  | { type: 'end'; usage: Usage | null; generationId: string | null };
 
 /** Streams one assistant reply, falling back through CHAT_MODELS until one yields a token. */
 @Injectable()
@@ -32,27 +33,14 @@ export class ReplyStreamService {
 
   /** Cold: each subscription is one upstream call chain; unsubscribing aborts it. */
   stream$(messages: readonly ChatMessage[]): Observable<ReplyEvent> {
-    return new Observable<ReplyEvent>((subscriber) => {
-      const controller = new AbortController();
-      let settled = false;
-      const settle = (end: () => void): void => {
-        settled = true;
-        end();
-      };
-      void this.run(messages, controller.signal, {
-        next: (event) => subscriber.next(event),
-        complete: () => settle(() => subscriber.complete()),
-        error: (error) => settle(() => subscriber.error(error)),
-      });
-      // Only a consumer that leaves early has a call to abort (an abort builds a DOMException).
-      return () => settled || controller.abort();
-    });
+    return fromAbortable<ReplyEvent>((emit, signal) => this.run(messages, signal, emit));
   }
 
+  /** Tries CHAT_MODELS in order until one yields a token; rejects with a {@link TurnFailure}. */
   private async run(
     messages: readonly ChatMessage[],
     signal: AbortSignal,
-    subscriber: Pick<Subscriber<ReplyEvent>, 'next' | 'complete' | 'error'>,
+    emit: (event: ReplyEvent) => void,
   ): Promise<void> {
     const failures: ProviderError[] = [];
     for (const model of this.config.chatModels) {
@@ -63,14 +51,13 @@ export class ReplyStreamService {
           if (chunk.type === 'delta') {
             if (!started) {
               this.metrics.upstreamLatency('chat_first_token', model, performance.now() - sent);
-              subscriber.next({ type: 'start', model });
+              emit({ type: 'start', model });
             }
             started = true;
-            subscriber.next({ type: 'delta', content: chunk.content });
+            emit({ type: 'delta', content: chunk.content });
           } else if (started) {
             this.metrics.upstreamLatency('chat_total', model, performance.now() - sent);
-            subscriber.next({ type: 'end', usage: chunk.usage, generationId: chunk.generationId });
-            subscriber.complete();
+            emit({ type: 'end', usage: chunk.usage, generationId: chunk.generationId });
             return;
           } else {
             throw new ProviderError('stream', `${model} answered with an empty reply`);
@@ -78,7 +65,7 @@ export class ReplyStreamService {
         }
         throw new ProviderError('transport', `${model} ended its stream without a final chunk`);
       } catch (error) {
-        if (signal.aborted) return;
+        if (signal.aborted) throw signal.reason;
         const failure =
           error instanceof ProviderError
             ? error
@@ -87,24 +74,19 @@ export class ReplyStreamService {
                 error instanceof Error ? error.message : String(error),
               );
         if (started) {
-          subscriber.error(
-            new TurnFailure(
-              'upstream_unavailable',
-              `${model} failed mid-reply: ${failure.message}`,
-            ),
+          throw new TurnFailure(
+            'upstream_unavailable',
+            `${model} failed mid-reply: ${failure.message}`,
           );
-          return;
         }
         this.logger.warn(`chat model ${model} failed before its first token: ${failure.message}`);
         failures.push(failure);
       }
     }
     const rateLimited = failures.length > 0 && failures.every((failure) => failure.status === 429);
-    subscriber.error(
-      new TurnFailure(
-        rateLimited ? 'rate_limited' : 'upstream_unavailable',
-        `every chat model failed: ${failures.map((failure) => failure.message).join('; ')}`,
-      ),
+    throw new TurnFailure(
+      rateLimited ? 'rate_limited' : 'upstream_unavailable',
+      `every chat model failed: ${failures.map((failure) => failure.message).join('; ')}`,
     );
   }
 }

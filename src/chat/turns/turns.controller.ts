@@ -10,14 +10,14 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Observable } from 'rxjs';
-import { AuthGuard } from '../auth/auth.guard.js';
-import { CurrentUser } from '../auth/current-user.decorator.js';
-import { ErrorDto } from '../common/error.dto.js';
-import { MetricsService } from '../observability/metrics.service.js';
-import { countTurn } from '../observability/turn-metrics.js';
+import { AuthGuard } from '../../auth/auth.guard.js';
+import { CurrentUser } from '../../auth/current-user.decorator.js';
+import { ErrorDto } from '../../common/error.dto.js';
+import { MetricsService } from '../../observability/metrics.service.js';
+import { countTurn } from './turn-metrics.js';
 import { TurnRequestDto } from './dto/turn-request.dto.js';
 import type { SseMessage } from './frames.js';
-import { TurnService } from './turn.service.js';
+import { TurnsService } from './turns.service.js';
 
 @ApiTags('turns')
 @ApiBearerAuth()
@@ -25,7 +25,7 @@ import { TurnService } from './turn.service.js';
 @Controller('v1/sessions/:session_id/turns')
 export class TurnsController {
   constructor(
-    private readonly turns: TurnService,
+    private readonly turns: TurnsService,
     private readonly metrics: MetricsService,
   ) {}
 

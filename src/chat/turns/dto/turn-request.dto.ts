@@ -12,11 +12,13 @@ import {
   MaxLength,
   ValidateNested,
 } from 'class-validator';
-import type { AspectRatio } from '../../provider/llm-provider.js';
-
-export const ASPECT_RATIOS: readonly AspectRatio[] = ['1:1', '3:4', '4:3', '9:16', '16:9'];
-export const IMAGE_MODES = ['text_image', 'image_only'] as const;
-export type ImageMode = (typeof IMAGE_MODES)[number];
+import {
+  ASPECT_RATIOS,
+  type AspectRatio,
+  IMAGE_MODES,
+  type ImageMode,
+} from '../../../contract/vocabulary.js';
+import { NonBlankContent } from './non-blank-content.validator.js';
 
 export class TurnImageOptionsDto {
   @ApiPropertyOptional({ default: false, description: 'Always make an image this turn.' })
@@ -65,6 +67,7 @@ export class TurnRequestDto {
   })
   @IsString()
   @MaxLength(8000)
+  @NonBlankContent()
   content!: string;
 
   @ApiProperty({

@@ -1,7 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { eq } from 'drizzle-orm';
-import { DatabaseClient } from '../database/database.client.js';
+import { DatabaseClient, type Executor } from '../database/database.client.js';
 import { images } from '../database/schema.js';
+
+export type NewImage = typeof images.$inferInsert;
 
 export interface StoredImageBytes {
   readonly id: string;
@@ -9,10 +11,14 @@ export interface StoredImageBytes {
   readonly bytes: Buffer;
 }
 
-/** Reads generated images for the signed-URL endpoint. */
+/** The `images` table: generated image bytes, written with their message, read by id. */
 @Injectable()
 export class ImagesRepository {
   constructor(@Inject(DatabaseClient) private readonly database: DatabaseClient) {}
+
+  insert(db: Executor, image: NewImage) {
+    return db.insert(images).values(image);
+  }
 
   async findById(id: string): Promise<StoredImageBytes | null> {
     const [row] = await this.database.db

@@ -17,9 +17,9 @@ import {
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
-import { AuthGuard } from '../auth/auth.guard.js';
-import { CurrentUser } from '../auth/current-user.decorator.js';
-import { ErrorDto } from '../common/error.dto.js';
+import { AuthGuard } from '../../auth/auth.guard.js';
+import { CurrentUser } from '../../auth/current-user.decorator.js';
+import { ErrorDto } from '../../common/error.dto.js';
 import { ImageWriteBackDto, ListMessagesQueryDto, MessagePageDto } from './dto/message.dto.js';
 import {
   CreateSessionDto,
@@ -27,7 +27,7 @@ import {
   SessionDto,
   SessionPageDto,
 } from './dto/session.dto.js';
-import { SessionService } from './session.service.js';
+import { SessionsService } from './sessions.service.js';
 
 @ApiTags('sessions')
 @ApiBearerAuth()
@@ -35,7 +35,7 @@ import { SessionService } from './session.service.js';
 @UseGuards(AuthGuard)
 @Controller('v1/sessions')
 export class SessionsController {
-  constructor(private readonly sessions: SessionService) {}
+  constructor(private readonly sessions: SessionsService) {}
 
   @Post()
   @ApiOperation({ summary: 'Create a session' })

@@ -1,14 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { ApiError } from '../common/api-error.js';
+import { ApiError } from '../../common/api-error.js';
 import type { CreateSessionDto, SessionDto, SessionPageDto } from './dto/session.dto.js';
 import type { MessagePageDto } from './dto/message.dto.js';
-import { MessageMapper } from './message.mapper.js';
+import { MessageMapper } from './dto/message.mapper.js';
+import { toSessionDto } from './dto/session.mapper.js';
 import { MessagesRepository } from './messages.repository.js';
 import { SessionsRepository, type SessionRow } from './sessions.repository.js';
 
 @Injectable()
-export class SessionService {
+export class SessionsService {
   constructor(
     private readonly sessions: SessionsRepository,
     private readonly messages: MessagesRepository,
@@ -22,7 +23,7 @@ export class SessionService {
       title: dto.title ?? null,
       systemPrompt: dto.system_prompt ?? null,
     });
-    return this.mapper.session(row);
+    return toSessionDto(row);
   }
 
   /** The session if `userId` owns it; 404 `session_not_found` otherwise, whoever else owns it. */
@@ -33,14 +34,14 @@ export class SessionService {
   }
 
   async get(userId: string, sessionId: string): Promise<SessionDto> {
-    return this.mapper.session(await this.owned(userId, sessionId));
+    return toSessionDto(await this.owned(userId, sessionId));
   }
 
   async list(userId: string, limit: number, cursor: string | null): Promise<SessionPageDto> {
     const rows = await this.sessions.list(userId, limit, cursor === null ? null : Number(cursor));
     const page = rows.slice(0, limit);
     return {
-      items: page.map((row) => this.mapper.session(row)),
+      items: page.map(toSessionDto),
       next_cursor: rows.length > limit ? String(page[page.length - 1].seq) : null,
     };
   }
@@ -65,7 +66,7 @@ export class SessionService {
     const rows = await this.messages.list(sessionId, limit, beforeSeq);
     const page = rows.slice(0, limit);
     return {
-      items: page.map((row) => this.mapper.message(row)),
+      items: page.map((row) => this.mapper.toDto(row)),
       next_cursor: rows.length > limit ? page[page.length - 1].id : null,
     };
   }

@@ -1,14 +1,23 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsInt, IsOptional, IsString, IsUrl, Max, MaxLength, Min } from 'class-validator';
+import { IsOptional, IsString, IsUrl, MaxLength } from 'class-validator';
+import { PageLimit } from '../../../common/page-limit.decorator.js';
+import {
+  ACTION_TYPES,
+  type ActionType,
+  ATTEMPT_OUTCOMES,
+  type AttemptOutcome,
+  IMAGE_FAILURE_REASONS,
+  IMAGE_VARIANTS,
+  type ImageFailureReason,
+  type ImageVariant,
+  MESSAGE_ROLES,
+  MESSAGE_STATUSES,
+  type MessageRole,
+  type MessageStatus,
+} from '../../../contract/vocabulary.js';
 
 export class ListMessagesQueryDto {
-  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 100, default: 50 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(100)
+  @PageLimit(50)
   limit?: number;
 
   @ApiPropertyOptional({ description: 'A message id: returns the messages older than it.' })
@@ -31,9 +40,8 @@ export class ImageWriteBackDto {
 
 export class AttemptDto {
   @ApiProperty() model!: string;
-  @ApiProperty({ enum: ['composed', 'original', 'single'] }) variant!: string;
-  @ApiProperty({ enum: ['ok', 'transport', 'status', 'zero_images', 'decode', 'timeout'] })
-  outcome!: string;
+  @ApiProperty({ enum: IMAGE_VARIANTS }) variant!: ImageVariant;
+  @ApiProperty({ enum: ATTEMPT_OUTCOMES }) outcome!: AttemptOutcome;
   @ApiPropertyOptional({ description: 'Upstream HTTP status, for `status`.' }) status?: number;
   @ApiPropertyOptional({ description: "Upstream's error code, when it sent one." })
   error_code?: string;
@@ -52,23 +60,19 @@ export class MessageImageDto {
 }
 
 export class MessageImageFailedDto {
-  @ApiProperty({ enum: ['chain_exhausted', 'zero_images', 'config_error'] }) reason!: string;
+  @ApiProperty({ enum: IMAGE_FAILURE_REASONS }) reason!: ImageFailureReason;
   @ApiProperty({ type: [AttemptDto] }) attempts!: AttemptDto[];
 }
 
 export class MessageDto {
   @ApiProperty() id!: string;
   @ApiProperty() session_id!: string;
-  @ApiProperty({ enum: ['user', 'assistant'] }) role!: string;
+  @ApiProperty({ enum: MESSAGE_ROLES }) role!: MessageRole;
   @ApiProperty() content!: string;
   @ApiProperty({ type: String, nullable: true }) client_msg_id!: string | null;
-  @ApiProperty({
-    enum: ['reply_text', 'reply_image', 'reply_text_image'],
-    nullable: true,
-    type: String,
-  })
-  action_type!: string | null;
-  @ApiProperty({ enum: ['complete', 'cancelled', 'failed'] }) status!: string;
+  @ApiProperty({ enum: ACTION_TYPES, nullable: true, type: String })
+  action_type!: ActionType | null;
+  @ApiProperty({ enum: MESSAGE_STATUSES }) status!: MessageStatus;
   @ApiProperty({ type: String, nullable: true }) model!: string | null;
   @ApiProperty({ type: MessageImageDto, nullable: true }) image!: MessageImageDto | null;
   @ApiProperty({ type: MessageImageFailedDto, nullable: true })

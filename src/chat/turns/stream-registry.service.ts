@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { BehaviorSubject, filter, firstValueFrom, map } from 'rxjs';
-import { MetricsService } from '../observability/metrics.service.js';
+import { MetricsService } from '../../observability/metrics.service.js';
 
 /**
  * Open turn streams of this process, per user. A slot is taken before any database write, so
@@ -8,7 +8,7 @@ import { MetricsService } from '../observability/metrics.service.js';
  * is held until the turn's last write, so "idle" means nothing is left to store.
  */
 @Injectable()
-export class StreamRegistry {
+export class StreamRegistryService {
   private readonly perUser = new Map<string, number>();
   private readonly open$ = new BehaviorSubject(0);
 

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { ActionType } from '../database/schema.js';
+import type { ActionType, ImageMode } from '../../contract/vocabulary.js';
 
 // A plain request for a picture, in English and Chinese. Kept as patterns (no LLM call) so the
 // decision is instant, free and deterministic: the client sees `meta` or `image_pending` at once.
@@ -21,8 +21,8 @@ const NEGATIVE = [
 
 /** Picks the action of a turn whose `image` block is present but not forced. */
 @Injectable()
-export class ActionPlanner {
-  plan(content: string, mode: 'text_image' | 'image_only'): ActionType {
+export class ActionPlannerService {
+  plan(content: string, mode: ImageMode): ActionType {
     if (!this.wantsImage(content)) return 'reply_text';
     return mode === 'image_only' ? 'reply_image' : 'reply_text_image';
   }

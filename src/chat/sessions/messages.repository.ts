@@ -1,0 +1,121 @@
+import { Injectable } from '@nestjs/common';
+import { and, asc, desc, eq, inArray, lt, ne, sql } from 'drizzle-orm';
+import { DatabaseClient, type Executor } from '../../database/database.client.js';
+import { messages } from '../../database/schema.js';
+import { ImagesRepository, type NewImage } from '../../images/images.repository.js';
+
+export type MessageRow = typeof messages.$inferSelect;
+export type NewMessage = typeof messages.$inferInsert;
+
+/** The `messages` table: history reads, and the writes a turn composes into its own statements. */
+@Injectable()
+export class MessagesRepository {
+  // Read on every turn, prepared once: building the query is a measurable share of its cost.
+  private readonly contextQuery;
+
+  constructor(
+    private readonly database: DatabaseClient,
+    private readonly images: ImagesRepository,
+  ) {
+    this.contextQuery = database.db
+      .select()
+      .from(messages)
+      .where(
+        and(
+          eq(messages.sessionId, sql.placeholder('sessionId')),
+          ne(messages.content, ''),
+          sql`${messages.turnId} IS DISTINCT FROM ${sql.placeholder('exceptTurnId')}`,
+        ),
+      )
+      .orderBy(desc(messages.seq))
+      .limit(sql.placeholder('limit'))
+      .prepare('turn_context');
+  }
+
+  /** The insert of a new message, for a caller that runs it inside its own statement. */
+  insert(db: Executor, message: NewMessage) {
+    return db.insert(messages).values(message);
+  }
+
+  /** Insert or update of an assistant message as it stands now. */
+  upsert(db: Executor, message: NewMessage) {
+    return db
+      .insert(messages)
+      .values(message)
+      .onConflictDoUpdate({
+        target: messages.id,
+        set: {
+          content: message.content,
+          status: message.status,
+          model: message.model,
+          actionType: message.actionType,
+          metadata: message.metadata,
+        },
+      });
+  }
+
+  /** A re-run turn supersedes its earlier partial replies (their images go with them). */
+  deleteReplies(db: Executor, turnId: string) {
+    return db
+      .delete(messages)
+      .where(and(eq(messages.turnId, turnId), eq(messages.role, 'assistant')));
+  }
+
+  /** Stores an assistant message and, with it, its image, in one transaction. */
+  async saveWithImage(message: NewMessage, image: NewImage): Promise<void> {
+    await this.database.db.transaction(async (tx) => {
+      await this.upsert(tx, message);
+      await this.images.insert(tx, image);
+    });
+  }
+
+  /** The latest `limit` messages before the turn being run, oldest first, for the model's context. */
+  async context(sessionId: string, exceptTurnId: string, limit: number): Promise<MessageRow[]> {
+    if (limit === 0) return [];
+    const rows = await this.contextQuery.execute({ sessionId, exceptTurnId, limit });
+    return rows.reverse();
+  }
+
+  /** Newest first, one extra row to tell if a next page exists. */
+  list(sessionId: string, limit: number, beforeSeq: number | null): Promise<MessageRow[]> {
+    return this.database.db
+      .select()
+      .from(messages)
+      .where(
+        beforeSeq === null
+          ? eq(messages.sessionId, sessionId)
+          : and(eq(messages.sessionId, sessionId), lt(messages.seq, beforeSeq)),
+      )
+      .orderBy(desc(messages.seq))
+      .limit(limit + 1);
+  }
+
+  async find(sessionId: string, messageId: string): Promise<MessageRow | null> {
+    const [row] = await this.database.db
+      .select()
+      .from(messages)
+      .where(and(eq(messages.sessionId, sessionId), eq(messages.id, messageId)));
+    return row ?? null;
+  }
+
+  /** Messages by id, in the order of `ids` (a turn's assistant messages in stream order). */
+  async inOrder(ids: readonly string[]): Promise<MessageRow[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.database.db
+      .select()
+      .from(messages)
+      .where(inArray(messages.id, [...ids]))
+      .orderBy(asc(messages.seq));
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return ids.flatMap((id) => byId.get(id) ?? []);
+  }
+
+  async setDurableUrl(message: MessageRow, url: string): Promise<void> {
+    const image = message.metadata.image;
+    if (!image) return;
+    await this.database.db
+      .update(messages)
+      .set({ metadata: { ...message.metadata, image: { ...image, durable_url: url } } })
+      .where(eq(messages.id, message.id));
+  }
+}

@@ -1,0 +1,171 @@
+import type {
+  ActionType,
+  ImageFailureReason,
+  ImageVariant,
+  StreamErrorCode,
+  Usage,
+} from '../../contract/vocabulary.js';
+import type { MessageMetadata } from '../../database/schema.js';
+import type { AttemptStart } from '../../image-gen/image-gen.types.js';
+
+/**
+ * The JSON frames of the turn stream (docs/api-reference.md §3), and their constructors: every
+ * frame the live path, the replay and the frame log send is built by one function below.
+ */
+export type Frame =
+  | { type: 'meta'; message_id: string; action_type: ActionType; model?: string }
+  | { type: 'delta'; message_id: string; content: string }
+  | {
+      type: 'done';
+      message_id: string;
+      truncated: boolean;
+      usage: Usage | null;
+      generation_id: string | null;
+    }
+  | { type: 'image_pending'; message_id: string }
+  | {
+      type: 'image_attempt';
+      message_id: string;
+      model: string;
+      variant: ImageVariant;
+      index: number;
+      total: number;
+    }
+  | {
+      type: 'image';
+      message_id: string;
+      url: string;
+      data_url?: string;
+      mime: string;
+      width: number;
+      height: number;
+      image_prompt: string | null;
+      model: string;
+      generation_id: string | null;
+    }
+  | { type: 'image_failed'; message_id: string; reason: ImageFailureReason }
+  | {
+      type: 'final';
+      user_message_id: string;
+      message_ids: string[];
+      action_type: ActionType;
+      replayed: boolean;
+    }
+  | {
+      type: 'error';
+      code: StreamErrorCode;
+      retryable: boolean;
+      message: string;
+      user_message: string;
+    };
+
+export type FrameOf<T extends Frame['type']> = Extract<Frame, { type: T }>;
+
+/** A stored image as messages keep it: what an `image` frame shows. */
+export type StoredImage = NonNullable<MessageMetadata['image']>;
+
+/** What Nest's SSE writer takes: `id:` + `data:`, or a `: ping` comment. */
+export type SseMessage = { id: string; data: Frame } | { comment: string };
+
+export const PING: SseMessage = { comment: 'ping' };
+
+export function metaFrame(messageId: string, actionType: ActionType, model: string | null): Frame {
+  return {
+    type: 'meta',
+    message_id: messageId,
+    action_type: actionType,
+    ...(model ? { model } : {}),
+  };
+}
+
+export function deltaFrame(messageId: string, content: string): Frame {
+  return { type: 'delta', message_id: messageId, content };
+}
+
+export function doneFrame(
+  messageId: string,
+  ending: { truncated: boolean; usage: Usage | null; generationId: string | null },
+): Frame {
+  return {
+    type: 'done',
+    message_id: messageId,
+    truncated: ending.truncated,
+    usage: ending.usage,
+    generation_id: ending.generationId,
+  };
+}
+
+/** The `done` of a message cut short by a failure or a stop. */
+export function truncatedFrame(messageId: string): Frame {
+  return doneFrame(messageId, { truncated: true, usage: null, generationId: null });
+}
+
+export function imagePendingFrame(messageId: string): Frame {
+  return { type: 'image_pending', message_id: messageId };
+}
+
+export function imageAttemptFrame(messageId: string, attempt: AttemptStart): Frame {
+  return {
+    type: 'image_attempt',
+    message_id: messageId,
+    model: attempt.model,
+    variant: attempt.variant,
+    index: attempt.index,
+    total: attempt.total,
+  };
+}
+
+/** `url` is the signed URL; `bytes` are inlined as `data_url` when given (IMAGE_INLINE). */
+export function imageFrame(
+  messageId: string,
+  image: StoredImage,
+  url: string,
+  bytes: Buffer | null,
+): Frame {
+  return {
+    type: 'image',
+    message_id: messageId,
+    url,
+    ...(bytes ? { data_url: `data:${image.mime};base64,${bytes.toString('base64')}` } : {}),
+    mime: image.mime,
+    width: image.width,
+    height: image.height,
+    image_prompt: image.image_prompt,
+    model: image.model,
+    generation_id: image.generation_id,
+  };
+}
+
+export function imageFailedFrame(messageId: string, reason: ImageFailureReason): Frame {
+  return { type: 'image_failed', message_id: messageId, reason };
+}
+
+export function finalFrame(
+  userMessageId: string,
+  messageIds: readonly string[],
+  actionType: ActionType,
+  replayed: boolean,
+): Frame {
+  return {
+    type: 'final',
+    user_message_id: userMessageId,
+    message_ids: [...messageIds],
+    action_type: actionType,
+    replayed,
+  };
+}
+
+export function errorFrame(error: {
+  code: StreamErrorCode;
+  retryable: boolean;
+  message: string;
+  user_message: string;
+}): Frame {
+  return {
+    type: 'error',
+    code: error.code,
+    retryable: error.retryable,
+    message: error.message,
+    user_message: error.user_message,
+  };
+}
