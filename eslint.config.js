@@ -2,7 +2,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', 'drizzle/', 'coverage/', 'bench/results/'] },
+  {
+    ignores: [
+      'dist/',
+      'client/dist/',
+      'node_modules/',
+      'data/',
+      'drizzle/',
+      'coverage/',
+      'bench/results/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

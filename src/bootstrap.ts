@@ -8,6 +8,7 @@ import { ApiError } from './common/api-error.js';
 import { ApiExceptionFilter } from './common/api-exception.filter.js';
 import { JsonShapePipe } from './common/json-shape.pipe.js';
 import { type AppConfig } from './config/app-config.js';
+import { frameOpenApi } from './contract/index.js';
 import { AppLogger } from './observability/logger.service.js';
 import { requestLogging } from './observability/request-logging.middleware.js';
 
@@ -33,7 +34,14 @@ export function buildOpenApi(app: INestApplication): OpenAPIObject {
     .setVersion('1')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
     .build();
-  return SwaggerModule.createDocument(app, config);
+  const document = SwaggerModule.createDocument(app, config);
+  // The stream frames are declared in src/contract (not as DTO classes): their schemas join the
+  // components here, and the SSE routes reference them (docs/api-reference.md §9).
+  document.components = {
+    ...document.components,
+    schemas: { ...document.components?.schemas, ...frameOpenApi().schemas },
+  };
+  return document;
 }
 
 /** The app as `main.ts` and the e2e suites run it: same pipes, filters and docs. */

@@ -3,7 +3,7 @@ import { eq } from 'drizzle-orm';
 import fc from 'fast-check';
 import type { Frame } from '../src/chat/turns/frames.js';
 import { DatabaseClient } from '../src/database/database.client.js';
-import type { ActionType } from '../src/contract/vocabulary.js';
+import type { ActionType } from '../src/contract/index.js';
 import { messages, turns } from '../src/database/schema.js';
 import { startApp, type TestApp } from './harness/app.js';
 

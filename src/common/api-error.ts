@@ -1,5 +1,5 @@
 import { HttpException } from '@nestjs/common';
-import type { ApiErrorCode } from '../contract/vocabulary.js';
+import type { ApiErrorCode } from '../contract/index.js';
 
 /** The JSON body of every error answered before a stream starts (docs/api-reference.md §4). */
 export interface ApiErrorBody {

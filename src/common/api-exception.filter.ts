@@ -6,7 +6,7 @@ import {
   Logger,
 } from '@nestjs/common';
 import type { Response } from 'express';
-import type { ApiErrorCode } from '../contract/vocabulary.js';
+import type { ApiErrorCode } from '../contract/index.js';
 import { ApiError, type ApiErrorBody } from './api-error.js';
 
 /** Errors raised by Nest or Express themselves get the contract code of their status. */

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { API_ERROR_CODES, type ApiErrorCode } from '../contract/vocabulary.js';
+import { API_ERROR_CODES, type ApiErrorCode } from '../contract/index.js';
 
 /** The error body of every JSON error (docs/api-reference.md §4), for Swagger. */
 export class ErrorDto {

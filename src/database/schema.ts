@@ -18,7 +18,7 @@ import type {
   MessageStatus,
   StreamErrorCode,
   Usage,
-} from '../contract/vocabulary.js';
+} from '../contract/index.js';
 
 const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
   dataType: () => 'bytea',

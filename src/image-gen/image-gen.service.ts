@@ -4,7 +4,7 @@ import type { Observable } from 'rxjs';
 import { fromAbortable } from '../common/abortable.js';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
-import type { Attempt, ImageVariant } from '../contract/vocabulary.js';
+import type { Attempt, ImageVariant } from '../contract/index.js';
 import { MetricsService } from '../observability/metrics.service.js';
 import { type LlmProvider, LLM_PROVIDER, ProviderError } from '../provider/llm-provider.js';
 import { DeadlineExceededError, runWithDeadline } from './deadline.js';

@@ -1,9 +1,4 @@
-import type {
-  AspectRatio,
-  Attempt,
-  ImageFailureReason,
-  ImageVariant,
-} from '../contract/vocabulary.js';
+import type { AspectRatio, Attempt, ImageFailureReason, ImageVariant } from '../contract/index.js';
 import type { ChatMessage } from '../provider/llm-provider.js';
 
 export interface ImageGenRequest {

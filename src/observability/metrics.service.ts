@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
-import type { Attempt } from '../contract/vocabulary.js';
+import type { Attempt } from '../contract/index.js';
 
 export type TurnOutcome = 'final' | 'error' | 'cancelled';
 export type LatencyKind = 'chat_first_token' | 'chat_total' | 'image_attempt' | 'compose';

@@ -1,4 +1,5 @@
 import type { Frame } from '../../src/chat/turns/frames.js';
+import { type FrameContract, frameContract } from './frame-contract.js';
 
 export interface ReceivedFrame {
   readonly id: number;
@@ -37,7 +38,24 @@ function parseBlock(block: string, frames: ReceivedFrame[], comments: string[]):
   }
 }
 
-/** POSTs a turn and reads the stream frame by frame, as a browser's fetch reader would. */
+const contracts = new Map<string, Promise<FrameContract>>();
+
+/** The frame schemas the server publishes at /docs/openapi.json (fetched once per server). */
+function publishedContract(baseUrl: string): Promise<FrameContract> {
+  let contract = contracts.get(baseUrl);
+  if (!contract) {
+    contract = fetch(`${baseUrl}/docs/openapi.json`)
+      .then((response) => response.json() as Promise<object>)
+      .then((document: object) => frameContract(document));
+    contracts.set(baseUrl, contract);
+  }
+  return contract;
+}
+
+/**
+ * POSTs a turn and reads the stream frame by frame, as a browser's fetch reader would. Every frame
+ * received is checked against the frame schemas of the server's own OpenAPI document.
+ */
 export async function postTurn(
   baseUrl: string,
   sessionId: string,
@@ -100,6 +118,8 @@ export async function postTurn(
   } catch (error) {
     if (!disconnected) throw error;
   }
+  // Every frame any suite receives must match the published OpenAPI document.
+  (await publishedContract(baseUrl)).assert(frames.map((frame) => frame.data));
   return { status: response.status, contentType, frames, comments, json: null, raw };
 }
 

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { ActionType, ImageMode } from '../../contract/vocabulary.js';
+import type { ActionType, ImageMode } from '../../contract/index.js';
 
 // A plain request for a picture, in English and Chinese. Kept as patterns (no LLM call) so the
 // decision is instant, free and deterministic: the client sees `meta` or `image_pending` at once.

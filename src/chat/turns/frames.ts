@@ -1,65 +1,19 @@
 import type {
   ActionType,
+  Frame,
   ImageFailureReason,
-  ImageVariant,
   StreamErrorCode,
   Usage,
-} from '../../contract/vocabulary.js';
+} from '../../contract/index.js';
 import type { MessageMetadata } from '../../database/schema.js';
 import type { AttemptStart } from '../../image-gen/image-gen.types.js';
 
 /**
- * The JSON frames of the turn stream (docs/api-reference.md §3), and their constructors: every
- * frame the live path, the replay and the frame log send is built by one function below.
+ * The constructors of the turn stream's frames (docs/api-reference.md §3): every frame the live
+ * path, the replay and the frame log send is built by one function below. The frame types
+ * themselves are declared once, with their JSON schemas, in `src/contract/frames.ts`.
  */
-export type Frame =
-  | { type: 'meta'; message_id: string; action_type: ActionType; model?: string }
-  | { type: 'delta'; message_id: string; content: string }
-  | {
-      type: 'done';
-      message_id: string;
-      truncated: boolean;
-      usage: Usage | null;
-      generation_id: string | null;
-    }
-  | { type: 'image_pending'; message_id: string }
-  | {
-      type: 'image_attempt';
-      message_id: string;
-      model: string;
-      variant: ImageVariant;
-      index: number;
-      total: number;
-    }
-  | {
-      type: 'image';
-      message_id: string;
-      url: string;
-      data_url?: string;
-      mime: string;
-      width: number;
-      height: number;
-      image_prompt: string | null;
-      model: string;
-      generation_id: string | null;
-    }
-  | { type: 'image_failed'; message_id: string; reason: ImageFailureReason }
-  | {
-      type: 'final';
-      user_message_id: string;
-      message_ids: string[];
-      action_type: ActionType;
-      replayed: boolean;
-    }
-  | {
-      type: 'error';
-      code: StreamErrorCode;
-      retryable: boolean;
-      message: string;
-      user_message: string;
-    };
-
-export type FrameOf<T extends Frame['type']> = Extract<Frame, { type: T }>;
+export type { Frame, FrameOf } from '../../contract/index.js';
 
 /** A stored image as messages keep it: what an `image` frame shows. */
 export type StoredImage = NonNullable<MessageMetadata['image']>;

@@ -4,7 +4,7 @@ import type { Observable } from 'rxjs';
 import { fromAbortable } from '../../common/abortable.js';
 import { type AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
-import type { Usage } from '../../contract/vocabulary.js';
+import type { Usage } from '../../contract/index.js';
 import { MetricsService } from '../../observability/metrics.service.js';
 import {
   type ChatMessage,

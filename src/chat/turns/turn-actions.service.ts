@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { concat, defer, from, map, mergeMap, type Observable, of, tap } from 'rxjs';
 import { type AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
-import type { ActionType } from '../../contract/vocabulary.js';
+import type { ActionType } from '../../contract/index.js';
 import { ImageGenService } from '../../image-gen/image-gen.service.js';
 import type {
   GeneratedImage,

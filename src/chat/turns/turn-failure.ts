@@ -1,4 +1,4 @@
-import type { StreamErrorCode } from '../../contract/vocabulary.js';
+import type { StreamErrorCode } from '../../contract/index.js';
 import type { TurnError } from '../../database/schema.js';
 
 const USER_MESSAGES: Record<StreamErrorCode, string> = {

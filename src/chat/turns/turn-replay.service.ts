@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { concat, defer, from, mergeMap, type Observable, of } from 'rxjs';
 import { type AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
-import type { ImageFailureReason } from '../../contract/vocabulary.js';
+import type { ImageFailureReason } from '../../contract/index.js';
 import { ImageUrlSigner } from '../../images/image-url.signer.js';
 import { ImagesRepository } from '../../images/images.repository.js';
 import { type MessageRow, MessagesRepository } from '../sessions/messages.repository.js';

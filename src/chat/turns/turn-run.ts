@@ -1,4 +1,4 @@
-import type { ActionType, MessageStatus, Usage } from '../../contract/vocabulary.js';
+import type { ActionType, MessageStatus, Usage } from '../../contract/index.js';
 import type { MessageMetadata } from '../../database/schema.js';
 import type { ChatMessage } from '../../provider/llm-provider.js';
 import type { NewMessage } from '../sessions/messages.repository.js';

@@ -13,6 +13,7 @@ import type { Observable } from 'rxjs';
 import { AuthGuard } from '../../auth/auth.guard.js';
 import { CurrentUser } from '../../auth/current-user.decorator.js';
 import { ErrorDto } from '../../common/error.dto.js';
+import { frameOpenApi } from '../../contract/index.js';
 import { MetricsService } from '../../observability/metrics.service.js';
 import { countTurn } from './turn-metrics.js';
 import { TurnRequestDto } from './dto/turn-request.dto.js';
@@ -42,7 +43,7 @@ export class TurnsController {
     status: 200,
     description:
       'The turn stream: `id: <n>` and `data: <frame JSON>` per event, `: ping` comments.',
-    content: { 'text/event-stream': { schema: { type: 'string' } } },
+    content: { 'text/event-stream': { schema: frameOpenApi().eventStream } },
   })
   @ApiResponse({ status: 400, type: ErrorDto, description: '`invalid_payload`' })
   @ApiResponse({ status: 401, type: ErrorDto, description: '`unauthorized`' })

@@ -4,7 +4,7 @@ import type { Observable } from 'rxjs';
 import { ApiError } from '../../common/api-error.js';
 import { type AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
-import type { ActionType } from '../../contract/vocabulary.js';
+import type { ActionType } from '../../contract/index.js';
 import { LifecycleService } from '../../health/lifecycle.service.js';
 import type { ChatMessage } from '../../provider/llm-provider.js';
 import { MessagesRepository } from '../sessions/messages.repository.js';

@@ -14,7 +14,7 @@ import {
   MESSAGE_STATUSES,
   type MessageRole,
   type MessageStatus,
-} from '../../../contract/vocabulary.js';
+} from '../../../contract/index.js';
 
 export class ListMessagesQueryDto {
   @PageLimit(50)

@@ -17,7 +17,7 @@ import {
   type AspectRatio,
   IMAGE_MODES,
   type ImageMode,
-} from '../../../contract/vocabulary.js';
+} from '../../../contract/index.js';
 import { NonBlankContent } from './non-blank-content.validator.js';
 
 export class TurnImageOptionsDto {
