@@ -5,7 +5,12 @@ import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { StoredAttempt } from '../database/schema.js';
 import { MetricsService } from '../observability/metrics.service.js';
-import { type LlmProvider, LLM_PROVIDER, ProviderError } from '../provider/llm-provider.js';
+import {
+  IMAGE_PROVIDER,
+  type ImageEvent,
+  type ImageProvider,
+} from '../provider/image-provider.js';
+import { ProviderError } from '../provider/llm-provider.js';
 import { DeadlineExceededError, runWithDeadline } from './deadline.js';
 import { decodeImageDataUrl, type DecodedImage } from './image-decoder.js';
 import type {
@@ -71,7 +76,7 @@ export class ImageGenService {
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(LLM_PROVIDER) private readonly provider: LlmProvider,
+    @Inject(IMAGE_PROVIDER) private readonly provider: ImageProvider,
     @Inject(PromptComposer) private readonly composer: PromptComposer,
     @Inject(MetricsService) private readonly metrics: MetricsService,
   ) {}
@@ -194,13 +199,16 @@ export class ImageGenService {
         signal,
         this.config.image.attemptTimeoutMs,
         (attemptSignal) =>
-          this.provider.generateImage({
-            model,
-            prompt: step.prompt,
-            aspectRatio: request.aspectRatio,
-            referenceImageUrl: request.referenceImageUrl,
-            signal: attemptSignal,
-          }),
+          resultOf(
+            this.provider.generateImage({
+              model,
+              prompt: step.prompt,
+              aspectRatio: request.aspectRatio,
+              referenceImageUrl: request.referenceImageUrl,
+              partialImages: 0,
+              signal: attemptSignal,
+            }),
+          ),
       ));
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
@@ -233,6 +241,14 @@ export class ImageGenService {
     );
     return { record: record({ outcome: 'decode' }), image: null };
   }
+}
+
+/** The attempt's `result` event (previews are not asked for yet). */
+async function resultOf(
+  events: AsyncIterable<ImageEvent>,
+): Promise<Extract<ImageEvent, { type: 'result' }>> {
+  for await (const event of events) if (event.type === 'result') return event;
+  throw new ProviderError('transport', 'The image provider ended without a result');
 }
 
 type OutcomeFields = Pick<StoredAttempt, 'outcome' | 'status' | 'error_code'>;
