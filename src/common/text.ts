@@ -3,7 +3,9 @@
  * surrogates that are not part of a pair (not valid Unicode; the embedded database rejects them).
  */
 // With the `u` flag a well-formed pair is one code point, so the range only matches lone halves.
+// eslint-disable-next-line no-control-regex -- NUL is exactly what these look for.
 const UNSTORABLE = /[\u0000\uD800-\uDFFF]/u;
+// eslint-disable-next-line no-control-regex -- as above.
 const UNSTORABLE_ALL = /[\u0000\uD800-\uDFFF]/gu;
 
 /** True when `text` holds a NUL or a lone surrogate (used to refuse such client input). */

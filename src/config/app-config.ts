@@ -160,10 +160,16 @@ function imageProvider(
   const baseUrl = url(env, 'IMAGE_BASE_URL', ['http:', 'https:']) ?? llmBaseUrl;
   const apiKey = raw(env, 'IMAGE_API_KEY') || llmApiKey;
   if (baseUrl && !apiKey) {
-    throw new ConfigError('IMAGE_API_KEY', 'is required when IMAGE_BASE_URL is set (or LLM_API_KEY)');
+    throw new ConfigError(
+      'IMAGE_API_KEY',
+      'is required when IMAGE_BASE_URL is set (or LLM_API_KEY)',
+    );
   }
   if (apiKey && !baseUrl) {
-    throw new ConfigError('IMAGE_BASE_URL', 'is required when IMAGE_API_KEY is set (or LLM_BASE_URL)');
+    throw new ConfigError(
+      'IMAGE_BASE_URL',
+      'is required when IMAGE_API_KEY is set (or LLM_BASE_URL)',
+    );
   }
   return { kind: baseUrl ? api : 'demo', baseUrl, apiKey };
 }

@@ -66,9 +66,8 @@ export class GuardedLlmProvider implements LlmProvider {
   async *streamChat(request: ChatRequest): AsyncIterable<ChatChunk> {
     const { firstTokenTimeoutMs, idleTimeoutMs } = this.limits;
     const { controller, dispose } = linkedController(request.signal);
-    const iterator = this.inner
-      .streamChat({ ...request, signal: controller.signal })
-      [Symbol.asyncIterator]();
+    const stream = this.inner.streamChat({ ...request, signal: controller.signal });
+    const iterator = stream[Symbol.asyncIterator]();
     const sanitizer = new TextSanitizer();
     let received = false;
     let ended = false;

@@ -83,10 +83,16 @@ function parseChunk(data: string): ChunkFields {
   try {
     chunk = JSON.parse(data);
   } catch {
-    throw new ProviderError('malformed', `Upstream sent an unreadable chunk: ${describeBody(data)}`);
+    throw new ProviderError(
+      'malformed',
+      `Upstream sent an unreadable chunk: ${describeBody(data)}`,
+    );
   }
   if (!isObject(chunk)) {
-    throw new ProviderError('malformed', `Upstream sent an unexpected chunk: ${describeBody(data)}`);
+    throw new ProviderError(
+      'malformed',
+      `Upstream sent an unexpected chunk: ${describeBody(data)}`,
+    );
   }
   // The SDK's own rule for streams: any chunk with an `error` is a failure.
   throwIfErrorBody({ error: chunk['error'] });
@@ -100,6 +106,34 @@ function parseChunk(data: string): ChunkFields {
     id: typeof id === 'string' && id !== '' ? id : null,
     finished: isObject(choice) && typeof choice['finish_reason'] === 'string',
   };
+}
+
+/**
+ * A 2xx answer to a streamed request that is a JSON body (OpenRouter's late `{"error":…}`) or an
+ * HTML page instead of an event stream: always throws.
+ */
+async function refuseNonStream(
+  response: Response,
+  contentType: string,
+  signal: AbortSignal,
+): Promise<never> {
+  let text: string;
+  try {
+    text = await response.text();
+  } catch (error) {
+    throw toProviderError(error, signal);
+  }
+  if (contentType.includes('json')) {
+    try {
+      throwIfErrorBody(JSON.parse(text));
+    } catch (error) {
+      if (error instanceof ProviderError) throw error;
+    }
+  }
+  throw new ProviderError(
+    'malformed',
+    `Upstream answered a streamed request with ${contentType}: ${describeBody(text)}`,
+  );
 }
 
 /**
@@ -142,6 +176,8 @@ export class OpenAiCompatibleProvider implements LlmProvider, ImageProvider {
       throw toProviderError(error, signal);
     }
     if (response.body === null) throw new ProviderError('transport', 'Upstream sent no body');
+    const contentType = response.headers.get('content-type') ?? '';
+    if (/json|html/i.test(contentType)) await refuseNonStream(response, contentType, signal);
     const reader = response.body.getReader();
     const decoder = new SseDecoder();
     let usage: Usage | null = null;
@@ -174,7 +210,10 @@ export class OpenAiCompatibleProvider implements LlmProvider, ImageProvider {
     }
     if (signal.aborted) throw toProviderError(null, signal);
     if (!sawDone && !finished) {
-      throw new ProviderError('transport', 'Upstream closed the stream without [DONE] or a finish reason');
+      throw new ProviderError(
+        'transport',
+        'Upstream closed the stream without [DONE] or a finish reason',
+      );
     }
     yield { type: 'end', usage, generationId };
   }
@@ -195,7 +234,10 @@ export class OpenAiCompatibleProvider implements LlmProvider, ImageProvider {
     throwIfErrorBody(body);
     const message = firstMessage(body);
     if (message === null) {
-      throw new ProviderError('malformed', `Upstream answered without a message: ${describeBody(body)}`);
+      throw new ProviderError(
+        'malformed',
+        `Upstream answered without a message: ${describeBody(body)}`,
+      );
     }
     const content = message['content'];
     return typeof content === 'string' ? content : '';

@@ -77,7 +77,10 @@ export class OpenAiImagesProvider implements ImageProvider {
     // The SDK hands a non-JSON body (an HTML page) over as a string.
     const entries: unknown = isObject(body) ? body['data'] : null;
     if (!isObject(body) || !Array.isArray(entries)) {
-      throw new ProviderError('malformed', `Upstream answered 200 without data: ${describeBody(body)}`);
+      throw new ProviderError(
+        'malformed',
+        `Upstream answered 200 without data: ${describeBody(body)}`,
+      );
     }
     const images = entries.flatMap((entry: unknown) => {
       const b64 = b64Of(entry);
@@ -98,7 +101,11 @@ export class OpenAiImagesProvider implements ImageProvider {
     let requestId: string | null;
     let response: Response;
     try {
-      ({ data: stream, request_id: requestId, response } = await this.client.images
+      ({
+        data: stream,
+        request_id: requestId,
+        response,
+      } = await this.client.images
         .generate({ ...params, stream: true, partial_images: partialImages }, { signal })
         .withResponse());
     } catch (error) {
@@ -142,7 +149,10 @@ export class OpenAiImagesProvider implements ImageProvider {
     // The SDK ends the loop quietly when the signal aborts mid-body.
     if (signal.aborted) throw toProviderError(null, signal);
     if (result === null) {
-      throw new ProviderError('transport', 'Upstream closed the stream before image_generation.completed');
+      throw new ProviderError(
+        'transport',
+        'Upstream closed the stream before image_generation.completed',
+      );
     }
     yield result;
   }

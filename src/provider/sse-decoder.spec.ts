@@ -30,9 +30,12 @@ describe('SseDecoder', () => {
     expect(decodeInPieces(BODY, BODY.length * 4)).toEqual(EXPECTED);
   });
 
-  it.each([1, 2, 3, 5, 7])('gives the same messages when the body arrives in %i-byte chunks', (size) => {
-    expect(decodeInPieces(BODY, size)).toEqual(EXPECTED);
-  });
+  it.each([1, 2, 3, 5, 7])(
+    'gives the same messages when the body arrives in %i-byte chunks',
+    (size) => {
+      expect(decodeInPieces(BODY, size)).toEqual(EXPECTED);
+    },
+  );
 
   it('delivers a last event whose blank line never came', () => {
     expect(decodeInPieces('data: {"x":1}\n', 100)).toEqual([{ event: null, data: '{"x":1}' }]);
