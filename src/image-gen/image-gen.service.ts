@@ -5,11 +5,7 @@ import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { StoredAttempt } from '../database/schema.js';
 import { MetricsService } from '../observability/metrics.service.js';
-import {
-  IMAGE_PROVIDER,
-  type ImageEvent,
-  type ImageProvider,
-} from '../provider/image-provider.js';
+import { IMAGE_PROVIDER, type ImageEvent, type ImageProvider } from '../provider/image-provider.js';
 import { ProviderError } from '../provider/llm-provider.js';
 import { DeadlineExceededError, runWithDeadline } from './deadline.js';
 import { decodeImageDataUrl, type DecodedImage } from './image-decoder.js';
