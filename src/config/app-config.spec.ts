@@ -34,6 +34,49 @@ describe('loadConfig', () => {
     expect(config.image.composeModel).toBe('a');
   });
 
+  it('defaults the chat limits and the image upstream to the chat upstream', () => {
+    const config = loadConfig({
+      AUTH_JWT_SECRET: SECRET,
+      LLM_BASE_URL: 'https://openrouter.ai/api/v1',
+      LLM_API_KEY: 'sk-x',
+    });
+    expect(config.provider).toMatchObject({
+      chatFirstTokenTimeoutMs: 30_000,
+      chatIdleTimeoutMs: 30_000,
+      chatMaxTokens: 4096,
+    });
+    expect(config.imageProvider).toEqual({
+      kind: 'chat-completions',
+      baseUrl: 'https://openrouter.ai/api/v1',
+      apiKey: 'sk-x',
+    });
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET }).imageProvider.kind).toBe('demo');
+  });
+
+  it('takes a separate image upstream with IMAGE_API=images, chat staying demo or elsewhere', () => {
+    const config = loadConfig({
+      AUTH_JWT_SECRET: SECRET,
+      IMAGE_API: 'images',
+      IMAGE_BASE_URL: 'https://api.openai.com/v1/',
+      IMAGE_API_KEY: 'sk-img',
+      CHAT_FIRST_TOKEN_TIMEOUT_MS: '5000',
+      CHAT_IDLE_TIMEOUT_MS: '7000',
+      CHAT_MAX_TOKENS: '1000',
+    });
+    expect(config.provider.kind).toBe('demo');
+    expect(config.imageProvider).toEqual({
+      kind: 'images',
+      baseUrl: 'https://api.openai.com/v1',
+      apiKey: 'sk-img',
+    });
+    expect(config.image.models).toEqual(['gpt-image-1']);
+    expect(config.provider).toMatchObject({
+      chatFirstTokenTimeoutMs: 5000,
+      chatIdleTimeoutMs: 7000,
+      chatMaxTokens: 1000,
+    });
+  });
+
   it('turns composing off with IMAGE_COMPOSE_MODEL=off', () => {
     expect(
       loadConfig({ AUTH_JWT_SECRET: SECRET, IMAGE_COMPOSE_MODEL: 'off' }).image.composeModel,
@@ -61,6 +104,24 @@ describe('loadConfig', () => {
     [{ LLM_BASE_URL: 'https://x.test' }, 'LLM_API_KEY is required when LLM_BASE_URL is set'],
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL must use postgres: or postgresql:, got "mysql:"'],
     [{ CHAT_MODELS: ' , ' }, 'CHAT_MODELS must name at least one model'],
+    [
+      { IMAGE_API: 'responses' },
+      'IMAGE_API must be one of chat-completions, images, got "responses"',
+    ],
+    [
+      { IMAGE_BASE_URL: 'https://x.test' },
+      'IMAGE_API_KEY is required when IMAGE_BASE_URL is set (or LLM_API_KEY)',
+    ],
+    [
+      { IMAGE_API_KEY: 'k' },
+      'IMAGE_BASE_URL is required when IMAGE_API_KEY is set (or LLM_BASE_URL)',
+    ],
+    [
+      { CHAT_FIRST_TOKEN_TIMEOUT_MS: '50' },
+      'CHAT_FIRST_TOKEN_TIMEOUT_MS must be between 100 and 600000, got 50',
+    ],
+    [{ CHAT_IDLE_TIMEOUT_MS: 'soon' }, 'CHAT_IDLE_TIMEOUT_MS must be a whole number, got "soon"'],
+    [{ CHAT_MAX_TOKENS: '0' }, 'CHAT_MAX_TOKENS must be between 1 and 1000000, got 0'],
     [{ AUTH_JWT_SECRET: 'short' }, 'AUTH_JWT_SECRET must be at least 16 characters long'],
     [
       { LOG_LEVEL: 'loud' },

@@ -18,8 +18,21 @@ export interface AppConfig {
     readonly apiKey: string | null;
     /** Pause between demo tokens; the demo streams at a human pace so `npm start` shows streaming. */
     readonly demoTokenDelayMs: number;
-    /** Pause before each demo image is returned, so the attempt frames can be watched. */
+    /** Time a demo image takes (previews included), so the attempt frames can be watched. */
     readonly demoImageDelayMs: number;
+    /** A chat call with no first token (a composer call with no answer) this long fails as 'timeout'. */
+    readonly chatFirstTokenTimeoutMs: number;
+    /** A chat stream that sends nothing for this long mid-reply fails as 'timeout'. */
+    readonly chatIdleTimeoutMs: number;
+    /** Sent upstream as `max_tokens` on every chat and composer request. */
+    readonly chatMaxTokens: number;
+  };
+  /** The image upstream: its own URL, key and API, defaulting to the chat upstream's. */
+  readonly imageProvider: {
+    /** `demo` when there are no credentials; otherwise the configured `IMAGE_API`. */
+    readonly kind: 'demo' | ImageApi;
+    readonly baseUrl: string | null;
+    readonly apiKey: string | null;
   };
   readonly chatModels: readonly string[];
   readonly image: {
@@ -28,6 +41,10 @@ export interface AppConfig {
     /** null → prompt composing off (single-variant attempts). */
     readonly composeModel: string | null;
     readonly attemptTimeoutMs: number;
+    /** Largest image an attempt may return (checked on the base64 length, before decoding). */
+    readonly maxBytes: number;
+    /** Largest preview sent as `image_partial`; a larger one is dropped. */
+    readonly previewMaxBytes: number;
     readonly inline: boolean;
     readonly urlTtlSeconds: number;
     readonly signingSecret: string;
@@ -53,11 +70,16 @@ export class ConfigError extends Error {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** `IMAGE_API`: how images are asked for (protocol §6 and §8). */
+export const IMAGE_APIS = ['chat-completions', 'images'] as const;
+export type ImageApi = (typeof IMAGE_APIS)[number];
+
 const DEMO_CHAT_MODELS = ['demo/chat'];
 /** The demo chain's first model always fails, so a newcomer sees the fallback at work. */
 const DEMO_IMAGE_MODELS = ['demo/flaky-painter', 'demo/painter'];
 const OPENROUTER_CHAT_MODELS = ['openai/gpt-4o-mini'];
 const OPENROUTER_IMAGE_MODELS = ['google/gemini-2.5-flash-image'];
+const IMAGES_API_MODELS = ['gpt-image-1'];
 
 /** pino's levels plus Nest's names for two of them (log = info, verbose = trace). */
 export const LOG_LEVELS = [
@@ -122,6 +144,40 @@ function list(env: Env, name: string, fallback: readonly string[]): readonly str
   return [...new Set(items)];
 }
 
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
+  const value = raw(env, name);
+  if (value === undefined || value === '') return fallback;
+  const match = values.find((candidate) => candidate === value);
+  if (match === undefined) {
+    throw new ConfigError(name, `must be one of ${values.join(', ')}, got "${value}"`);
+  }
+  return match;
+}
+
+/** IMAGE_BASE_URL / IMAGE_API_KEY, each defaulting to its LLM_ counterpart. */
+function imageProvider(
+  env: Env,
+  llmBaseUrl: string | null,
+  llmApiKey: string | null,
+): AppConfig['imageProvider'] {
+  const api = oneOf(env, 'IMAGE_API', IMAGE_APIS, 'chat-completions');
+  const baseUrl = url(env, 'IMAGE_BASE_URL', ['http:', 'https:']) ?? llmBaseUrl;
+  const apiKey = raw(env, 'IMAGE_API_KEY') || llmApiKey;
+  if (baseUrl && !apiKey) {
+    throw new ConfigError(
+      'IMAGE_API_KEY',
+      'is required when IMAGE_BASE_URL is set (or LLM_API_KEY)',
+    );
+  }
+  if (apiKey && !baseUrl) {
+    throw new ConfigError(
+      'IMAGE_BASE_URL',
+      'is required when IMAGE_API_KEY is set (or LLM_BASE_URL)',
+    );
+  }
+  return { kind: baseUrl ? api : 'demo', baseUrl, apiKey };
+}
+
 function logLevel(env: Env): string {
   const value = (raw(env, 'LOG_LEVEL') || 'info').toLowerCase();
   if (!LOG_LEVELS.includes(value)) {
@@ -160,10 +216,15 @@ export function loadConfig(env: Env = process.env): AppConfig {
   );
   if (chatModels.length === 0) throw new ConfigError('CHAT_MODELS', 'must name at least one model');
 
+  const images = imageProvider(env, baseUrl, apiKey);
   const imageModels = list(
     env,
     'IMAGE_MODELS',
-    kind === 'demo' ? DEMO_IMAGE_MODELS : OPENROUTER_IMAGE_MODELS,
+    images.kind === 'demo'
+      ? DEMO_IMAGE_MODELS
+      : images.kind === 'images'
+        ? IMAGES_API_MODELS
+        : OPENROUTER_IMAGE_MODELS,
   );
   // Unset → the primary chat model composes; set to "" or "off" → composing is off.
   const composeRaw = raw(env, 'IMAGE_COMPOSE_MODEL');
@@ -191,12 +252,24 @@ export function loadConfig(env: Env = process.env): AppConfig {
       apiKey,
       demoTokenDelayMs: integer(env, 'DEMO_TOKEN_DELAY_MS', 35, 0, 10_000),
       demoImageDelayMs: integer(env, 'DEMO_IMAGE_DELAY_MS', 600, 0, 60_000),
+      chatFirstTokenTimeoutMs: integer(env, 'CHAT_FIRST_TOKEN_TIMEOUT_MS', 30_000, 100, 600_000),
+      chatIdleTimeoutMs: integer(env, 'CHAT_IDLE_TIMEOUT_MS', 30_000, 100, 600_000),
+      chatMaxTokens: integer(env, 'CHAT_MAX_TOKENS', 4096, 1, 1_000_000),
     },
+    imageProvider: images,
     chatModels,
     image: {
       models: imageModels,
       composeModel,
       attemptTimeoutMs: integer(env, 'IMAGE_ATTEMPT_TIMEOUT_MS', 60_000, 100, 600_000),
+      maxBytes: integer(env, 'IMAGE_MAX_BYTES', 10 * 1024 * 1024, 1024, 100 * 1024 * 1024),
+      previewMaxBytes: integer(
+        env,
+        'IMAGE_PREVIEW_MAX_BYTES',
+        2 * 1024 * 1024,
+        1024,
+        20 * 1024 * 1024,
+      ),
       inline: boolean(env, 'IMAGE_INLINE', true),
       urlTtlSeconds: integer(env, 'IMAGE_URL_TTL_SECONDS', 86_400, 1, 31_536_000),
       signingSecret: raw(env, 'IMAGE_SIGNING_SECRET') || `${jwtSecret}:images`,

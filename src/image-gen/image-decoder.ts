@@ -24,12 +24,22 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
  * Decodes a `data:<mime>;base64,…` URL into checked image bytes. Anything else — including
- * `http(s):` URLs, which we would have to fetch from an upstream-chosen host — is rejected.
+ * `http(s):` URLs, which we would have to fetch from an upstream-chosen host — is rejected, and so
+ * is an image over `maxBytes`, told from the base64 length before anything is decoded.
  */
-export function decodeImageDataUrl(url: string): DecodedImage {
+export function decodeImageDataUrl(url: string, maxBytes = Infinity): DecodedImage {
+  if (Math.floor((url.length * 3) / 4) > maxBytes + 1024) {
+    throw new ImageDecodeError(`the image is larger than the ${maxBytes}-byte limit`);
+  }
   const match = DATA_URL.exec(url.trim());
   if (!match) throw new ImageDecodeError('not a base64 data: URL');
   const payload = match[2].replace(/\s+/g, '');
+  if (
+    (payload.length / 4) * 3 - (payload.endsWith('==') ? 2 : payload.endsWith('=') ? 1 : 0) >
+    maxBytes
+  ) {
+    throw new ImageDecodeError(`the image is larger than the ${maxBytes}-byte limit`);
+  }
   if (payload.length % 4 !== 0 || !BASE64.test(payload)) {
     throw new ImageDecodeError('data URL payload is not valid base64');
   }

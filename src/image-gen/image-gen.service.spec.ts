@@ -32,7 +32,7 @@ async function generate(
     service.generate$(req).pipe(
       tap((event) => {
         if (event.type === 'done') result = event.result;
-        else
+        else if (event.type === 'attempt')
           onAttempt({
             model: event.model,
             variant: event.variant,
@@ -53,6 +53,7 @@ function request(overrides: Partial<ImageGenRequest> = {}): ImageGenRequest {
     model: null,
     aspectRatio: null,
     referenceImageUrl: null,
+    partialImages: 0,
     ...overrides,
   };
 }

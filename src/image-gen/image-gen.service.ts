@@ -6,7 +6,8 @@ import type { AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { Attempt, ImageVariant } from '../contract/index.js';
 import { MetricsService } from '../observability/metrics.service.js';
-import { type LlmProvider, LLM_PROVIDER, ProviderError } from '../provider/llm-provider.js';
+import { IMAGE_PROVIDER, type ImageEvent, type ImageProvider } from '../provider/image-provider.js';
+import { ProviderError } from '../provider/llm-provider.js';
 import { DeadlineExceededError, runWithDeadline } from './deadline.js';
 import { decodeImageDataUrl, type DecodedImage } from './image-decoder.js';
 import type {
@@ -70,7 +71,7 @@ export class ImageGenService {
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(LLM_PROVIDER) private readonly provider: LlmProvider,
+    @Inject(IMAGE_PROVIDER) private readonly provider: ImageProvider,
     @Inject(PromptComposerService) private readonly composer: PromptComposerService,
     @Inject(MetricsService) private readonly metrics: MetricsService,
   ) {}
@@ -123,7 +124,7 @@ export class ImageGenService {
         index: step.index,
         total: step.total,
       });
-      const { record, image } = await this.attempt(step, request, signal);
+      const { record, image } = await this.attempt(step, request, signal, emit);
       attempts.push(record);
       this.metrics.imageAttempt(record);
       if (image) {
@@ -155,10 +156,45 @@ export class ImageGenService {
     };
   }
 
+  /**
+   * Reads one attempt's events: its previews are checked like a final image (sniffed, bounded by
+   * IMAGE_PREVIEW_MAX_BYTES) and passed on, a bad one is dropped without failing the attempt;
+   * the result is returned.
+   */
+  private async draw(
+    events: AsyncIterable<ImageEvent>,
+    step: PlannedAttempt,
+    wanted: number,
+    emit: (event: ImageGenEvent) => void,
+  ): Promise<Extract<ImageEvent, { type: 'result' }>> {
+    let sent = 0;
+    for await (const event of events) {
+      if (event.type === 'result') return event;
+      if (sent >= wanted) continue;
+      try {
+        const preview = decodeImageDataUrl(event.dataUrl, this.config.image.previewMaxBytes);
+        emit({
+          type: 'partial',
+          index: step.index,
+          partialIndex: sent,
+          mime: preview.mime,
+          dataUrl: `data:${preview.mime};base64,${preview.bytes.toString('base64')}`,
+        });
+        sent += 1;
+      } catch (error) {
+        this.logger.warn(
+          `Image attempt ${step.index}/${step.total} (${step.model}) sent a preview that was dropped: ${String(error)}`,
+        );
+      }
+    }
+    throw new ProviderError('transport', 'The image provider ended without a result');
+  }
+
   private async attempt(
     step: PlannedAttempt,
     request: ImageGenRequest,
     signal: AbortSignal,
+    emit: (event: ImageGenEvent) => void,
   ): Promise<AttemptReport> {
     const { model, variant } = step;
     const started = performance.now();
@@ -176,13 +212,19 @@ export class ImageGenService {
         signal,
         this.config.image.attemptTimeoutMs,
         (attemptSignal) =>
-          this.provider.generateImage({
-            model,
-            prompt: step.prompt,
-            aspectRatio: request.aspectRatio,
-            referenceImageUrl: request.referenceImageUrl,
-            signal: attemptSignal,
-          }),
+          this.draw(
+            this.provider.generateImage({
+              model,
+              prompt: step.prompt,
+              aspectRatio: request.aspectRatio,
+              referenceImageUrl: request.referenceImageUrl,
+              partialImages: request.partialImages,
+              signal: attemptSignal,
+            }),
+            step,
+            request.partialImages,
+            emit,
+          ),
       ));
     } catch (error) {
       if (signal.aborted) throw signal.reason;
@@ -204,7 +246,7 @@ export class ImageGenService {
       try {
         return {
           record: record({ outcome: 'ok' }),
-          image: { ...decodeImageDataUrl(url), generationId },
+          image: { ...decodeImageDataUrl(url, this.config.image.maxBytes), generationId },
         };
       } catch (error) {
         errors.push(error instanceof Error ? error.message : String(error));
@@ -227,6 +269,9 @@ function classify(error: unknown): OutcomeFields {
     if (error.kind === 'status' && error.status !== null) {
       return { outcome: 'status', status: error.status, ...errorCode };
     }
+    // A 2xx that is not the API's answer (an HTML page, the wrong JSON): a broken image answer.
+    if (error.kind === 'malformed') return { outcome: 'decode', ...errorCode };
+    if (error.kind === 'timeout') return { outcome: 'timeout', ...errorCode };
     return { outcome: 'transport', ...errorCode };
   }
   // Not a ProviderError: a provider bug; still a failed attempt, and the chain moves on.

@@ -10,6 +10,8 @@ export interface ImageGenRequest {
   readonly model: string | null;
   readonly aspectRatio: AspectRatio | null;
   readonly referenceImageUrl: string | null;
+  /** Previews wanted per attempt, 0..3 (docs/api-reference.md §8). */
+  readonly partialImages: number;
 }
 
 export interface AttemptStart {
@@ -40,6 +42,17 @@ export type ImageGenResult =
       readonly attempts: Attempt[];
     };
 
+/** A checked preview of the running attempt's picture. */
+export interface ImagePreview {
+  /** The attempt's index. */
+  readonly index: number;
+  /** 0-based, rising within the attempt. */
+  readonly partialIndex: number;
+  readonly mime: string;
+  readonly dataUrl: string;
+}
+
 export type ImageGenEvent =
   | ({ readonly type: 'attempt' } & AttemptStart)
+  | ({ readonly type: 'partial' } & ImagePreview)
   | { readonly type: 'done'; readonly result: ImageGenResult };

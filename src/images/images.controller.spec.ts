@@ -137,6 +137,7 @@ describe('GET /v1/images/:image_id (ImagesModule, and ImageGenModule wired with 
           model: null,
           aspectRatio: null,
           referenceImageUrl: null,
+          partialImages: 0,
         })
         .pipe(toArray()),
     );

@@ -74,7 +74,12 @@ export class AppLogger implements LoggerService {
     return new AppLogger(
       createPinoLogger({
         level: config.logLevel,
-        secrets: [config.provider.apiKey ?? '', config.auth.jwtSecret, config.image.signingSecret],
+        secrets: [
+          config.provider.apiKey ?? '',
+          config.imageProvider.apiKey ?? '',
+          config.auth.jwtSecret,
+          config.image.signingSecret,
+        ],
         destination,
       }),
     );

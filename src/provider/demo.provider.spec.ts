@@ -1,12 +1,7 @@
 import { inflateSync } from 'node:zlib';
 import { DEMO_FLAKY_IMAGE_MODEL, DemoProvider } from './demo.provider.js';
-import {
-  ProviderError,
-  type AspectRatio,
-  type ChatChunk,
-  type ChatMessage,
-  type ImageRequest,
-} from './llm-provider.js';
+import type { AspectRatio, ImageEvent, ImageRequest } from './image-provider.js';
+import { ProviderError, type ChatChunk, type ChatMessage } from './llm-provider.js';
 
 const signal = (): AbortSignal => new AbortController().signal;
 
@@ -39,12 +34,43 @@ function pngSize(dataUrl: string): { width: number; height: number } {
   return { width, height };
 }
 
+async function events(provider: DemoProvider, request: ImageRequest): Promise<ImageEvent[]> {
+  const all: ImageEvent[] = [];
+  for await (const event of provider.generateImage(request)) all.push(event);
+  return all;
+}
+
+async function generate(
+  provider: DemoProvider,
+  request: ImageRequest,
+): Promise<Extract<ImageEvent, { type: 'result' }>> {
+  const all = await events(provider, request);
+  const last = all.at(-1);
+  if (last?.type !== 'result' || all.length !== 1) throw new Error('expected one result only');
+  return last;
+}
+
+/** Mean absolute difference per channel between two same-size PNG data URLs. */
+function difference(a: string, b: string): number {
+  const pixels = (url: string): Buffer => {
+    const png = Buffer.from(url.slice('data:image/png;base64,'.length), 'base64');
+    const idatLength = png.readUInt32BE(33);
+    return inflateSync(png.subarray(41, 41 + idatLength));
+  };
+  const pa = pixels(a);
+  const pb = pixels(b);
+  let sum = 0;
+  for (let i = 0; i < pa.length; i++) sum += Math.abs(pa[i] - pb[i]);
+  return sum / pa.length;
+}
+
 function imageRequest(overrides: Partial<ImageRequest> = {}): ImageRequest {
   return {
     model: 'demo/painter',
     prompt: 'a lighthouse at dusk',
     aspectRatio: null,
     referenceImageUrl: null,
+    partialImages: 0,
     signal: signal(),
     ...overrides,
   };
@@ -74,7 +100,6 @@ describe('DemoProvider', () => {
       const end = ends[0];
       if (end.type !== 'end') throw new Error('unreachable');
       expect(end.generationId).toMatch(/^demo-[0-9a-f]{16}$/);
-      expect(end.finishReason).toBe('stop');
       expect(end.usage).not.toBeNull();
       const usage = end.usage ?? { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
       expect(usage.prompt_tokens).toBeGreaterThan(0);
@@ -213,7 +238,7 @@ describe('DemoProvider', () => {
     it.each(sizes)(
       'draws a real PNG for aspect ratio %s (%i×%i)',
       async (aspectRatio, width, height) => {
-        const result = await provider.generateImage(imageRequest({ aspectRatio }));
+        const result = await generate(provider, imageRequest({ aspectRatio }));
         expect(result.images).toHaveLength(1);
         expect(pngSize(result.images[0])).toEqual({ width, height });
         expect(result.generationId).toMatch(/^demo-img-[0-9a-f]{16}$/);
@@ -221,9 +246,9 @@ describe('DemoProvider', () => {
     );
 
     it('is deterministic per prompt and differs between prompts', async () => {
-      const a = await provider.generateImage(imageRequest());
-      const b = await provider.generateImage(imageRequest());
-      const c = await provider.generateImage(imageRequest({ prompt: 'a forest of glass trees' }));
+      const a = await generate(provider, imageRequest());
+      const b = await generate(provider, imageRequest());
+      const c = await generate(provider, imageRequest({ prompt: 'a forest of glass trees' }));
       expect(b).toEqual(a);
       expect(c.images[0]).not.toBe(a.images[0]);
     });
@@ -231,9 +256,10 @@ describe('DemoProvider', () => {
     it('fails demo/flaky-painter with a 503 after the delay', async () => {
       const slow = new DemoProvider({ tokenDelayMs: 0, imageDelayMs: 50 });
       const started = performance.now();
-      const error: unknown = await slow
-        .generateImage(imageRequest({ model: DEMO_FLAKY_IMAGE_MODEL }))
-        .catch((e: unknown) => e);
+      const error: unknown = await generate(
+        slow,
+        imageRequest({ model: DEMO_FLAKY_IMAGE_MODEL }),
+      ).catch((e: unknown) => e);
       expect(performance.now() - started).toBeGreaterThanOrEqual(45);
       expect(error).toBeInstanceOf(ProviderError);
       expect(error).toMatchObject({
@@ -247,11 +273,86 @@ describe('DemoProvider', () => {
     it('stops waiting and throws aborted when the signal aborts during the delay', async () => {
       const slow = new DemoProvider({ tokenDelayMs: 0, imageDelayMs: 5000 });
       const controller = new AbortController();
-      const pending = slow.generateImage(imageRequest({ signal: controller.signal }));
+      const pending = generate(slow, imageRequest({ signal: controller.signal }));
       setTimeout(() => controller.abort(), 10);
       const started = performance.now();
       await expect(pending).rejects.toMatchObject({ kind: 'aborted' });
       expect(performance.now() - started).toBeLessThan(200);
+    });
+
+    it.each([1, 2, 3])(
+      'sends %i coarse-to-fine previews of the final picture, then the result',
+      async (partialImages) => {
+        const all = await events(provider, imageRequest({ partialImages, aspectRatio: '4:3' }));
+        expect(all.map((event) => event.type)).toEqual([
+          ...new Array<string>(partialImages).fill('partial'),
+          'result',
+        ]);
+        const result = all.at(-1);
+        if (result?.type !== 'result') throw new Error('no result');
+        const previews = all.flatMap((event) => (event.type === 'partial' ? [event] : []));
+        expect(previews.map((p) => p.partialIndex)).toEqual([0, 1, 2].slice(0, partialImages));
+        const final = result.images[0];
+        const errors = previews.map((p) => {
+          expect(pngSize(p.dataUrl)).toEqual({ width: 512, height: 384 });
+          return difference(p.dataUrl, final);
+        });
+        // Each preview is closer to the final picture than the one before, none is identical.
+        for (let i = 0; i < errors.length; i++) {
+          expect(errors[i]).toBeGreaterThan(0);
+          if (i > 0) expect(errors[i]).toBeLessThan(errors[i - 1]);
+        }
+      },
+    );
+
+    it('paints previews from blocks of the coarse scene (1/8 of the size first)', async () => {
+      const [first] = await events(provider, imageRequest({ partialImages: 2 }));
+      if (first.type !== 'partial') throw new Error('no preview');
+      const png = Buffer.from(first.dataUrl.slice('data:image/png;base64,'.length), 'base64');
+      const raw = inflateSync(png.subarray(41, 41 + png.readUInt32BE(33)));
+      const stride = 512 * 3 + 1;
+      // Row 0 of a 1/8 render enlarged: every run of 8 pixels is one colour.
+      const row = raw.subarray(1, stride);
+      for (let x = 0; x < 512; x += 8) {
+        for (let k = 1; k < 8; k++) {
+          expect([...row.subarray((x + k) * 3, (x + k) * 3 + 3)]).toEqual([
+            ...row.subarray(x * 3, x * 3 + 3),
+          ]);
+        }
+      }
+    });
+
+    it('sends no previews when none are asked', async () => {
+      const all = await events(provider, imageRequest({ partialImages: 0 }));
+      expect(all.map((event) => event.type)).toEqual(['result']);
+    });
+
+    it('paces previews and result evenly over imageDelayMs', async () => {
+      const slow = new DemoProvider({ tokenDelayMs: 0, imageDelayMs: 90 });
+      const started = performance.now();
+      const times: number[] = [];
+      for await (const event of slow.generateImage(imageRequest({ partialImages: 2 }))) {
+        expect(event).toBeDefined();
+        times.push(performance.now() - started);
+      }
+      expect(times[0]).toBeGreaterThanOrEqual(25);
+      expect(times[2]).toBeGreaterThanOrEqual(85);
+    });
+
+    it('fails demo/flaky-painter right after its first preview', async () => {
+      const seen: ImageEvent[] = [];
+      let error: unknown = null;
+      try {
+        for await (const event of provider.generateImage(
+          imageRequest({ model: DEMO_FLAKY_IMAGE_MODEL, partialImages: 3 }),
+        )) {
+          seen.push(event);
+        }
+      } catch (caught) {
+        error = caught;
+      }
+      expect(seen.map((event) => event.type)).toEqual(['partial']);
+      expect(error).toMatchObject({ kind: 'status', status: 503, code: 'demo_unavailable' });
     });
   });
 });

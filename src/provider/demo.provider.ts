@@ -1,29 +1,36 @@
+import { type ImageEvent, type ImageProvider, type ImageRequest } from './image-provider.js';
 import {
   ProviderError,
   type ChatChunk,
   type ChatRequest,
-  type ImageRequest,
-  type ImageResponse,
   type LlmProvider,
 } from './llm-provider.js';
 import { abortableSleep, abortedError } from './demo/abortable-sleep.js';
-import { DEMO_IMAGE_SIZES, drawDemoImage } from './demo/demo-image.js';
+import { DEMO_IMAGE_SIZES, drawDemoImage, drawDemoPreview } from './demo/demo-image.js';
 import { demoImagePrompt, demoReply, demoUsage, digest, tokenize } from './demo/demo-text.js';
 
 export interface DemoProviderOptions {
   /** Pause before each streamed token; 0 streams as fast as the event loop allows. */
   readonly tokenDelayMs: number;
-  /** Pause before each image answer (success or failure). */
+  /** Time to draw one image (success or failure), shared out evenly between its previews. */
   readonly imageDelayMs: number;
 }
 
 /** The image model of the demo chain that always fails, so the fallback can be watched. */
 export const DEMO_FLAKY_IMAGE_MODEL = 'demo/flaky-painter';
 
-/** Offline, deterministic stand-in for a real vendor: no network, same input → same output. */
-export class DemoProvider implements LlmProvider {
-  readonly name = 'demo';
+/**
+ * Previews are the final scene painted at 1/8, then 1/4, then 1/2 of its size and enlarged:
+ * `partialImages` = n sends the first n of them, coarse to fine.
+ */
+export const DEMO_PREVIEW_DIVISORS = [8, 4, 2] as const;
 
+function pngDataUrl(png: Buffer): string {
+  return `data:image/png;base64,${png.toString('base64')}`;
+}
+
+/** Offline, deterministic stand-in for a real vendor: no network, same input → same output. */
+export class DemoProvider implements LlmProvider, ImageProvider {
   constructor(private readonly options: DemoProviderOptions) {}
 
   async *streamChat(request: ChatRequest): AsyncIterable<ChatChunk> {
@@ -38,7 +45,6 @@ export class DemoProvider implements LlmProvider {
       type: 'end',
       usage: demoUsage(messages, tokens.length),
       generationId: `demo-${digest(model, JSON.stringify(messages)).toString('hex').slice(0, 16)}`,
-      finishReason: 'stop',
     };
   }
 
@@ -47,10 +53,28 @@ export class DemoProvider implements LlmProvider {
     return demoImagePrompt(request.messages);
   }
 
-  async generateImage(request: ImageRequest): Promise<ImageResponse> {
-    const { model, prompt, aspectRatio, signal } = request;
-    await abortableSleep(this.options.imageDelayMs, signal);
+  /**
+   * Waits `imageDelayMs` in equal steps with a preview after each but the last; the flaky model
+   * fails right after its first preview (or after the whole delay when none was asked), so a
+   * client also sees a preview that the next attempt makes stale.
+   */
+  async *generateImage(request: ImageRequest): AsyncIterable<ImageEvent> {
+    const { model, prompt, aspectRatio, partialImages, signal } = request;
+    const { width, height } = DEMO_IMAGE_SIZES[aspectRatio ?? '1:1'];
+    const divisors = DEMO_PREVIEW_DIVISORS.slice(0, Math.max(0, partialImages));
+    const step = Math.round(this.options.imageDelayMs / (divisors.length + 1));
+    for (const [partialIndex, divisor] of divisors.entries()) {
+      await abortableSleep(step, signal);
+      yield {
+        type: 'partial',
+        partialIndex,
+        dataUrl: pngDataUrl(drawDemoPreview(prompt, width, height, divisor)),
+      };
+      if (model === DEMO_FLAKY_IMAGE_MODEL) break;
+    }
     if (model === DEMO_FLAKY_IMAGE_MODEL) {
+      if (divisors.length === 0) await abortableSleep(step, signal);
+      if (signal.aborted) throw abortedError();
       throw new ProviderError(
         'status',
         `${DEMO_FLAKY_IMAGE_MODEL} is always unavailable (demo of the fallback chain)`,
@@ -58,10 +82,10 @@ export class DemoProvider implements LlmProvider {
         'demo_unavailable',
       );
     }
-    const { width, height } = DEMO_IMAGE_SIZES[aspectRatio ?? '1:1'];
-    const png = drawDemoImage(prompt, width, height);
-    return {
-      images: [`data:image/png;base64,${png.toString('base64')}`],
+    await abortableSleep(step, signal);
+    yield {
+      type: 'result',
+      images: [pngDataUrl(drawDemoImage(prompt, width, height))],
       generationId: `demo-img-${digest(model, prompt, aspectRatio ?? '1:1')
         .toString('hex')
         .slice(0, 16)}`,

@@ -6,12 +6,8 @@ import {
   startFakeUpstream,
   type FakeUpstream,
 } from '../../test/harness/fake-upstream.js';
-import {
-  ProviderError,
-  type ChatChunk,
-  type ChatRequest,
-  type ImageRequest,
-} from './llm-provider.js';
+import type { ImageEvent, ImageRequest } from './image-provider.js';
+import { ProviderError, type ChatChunk, type ChatRequest } from './llm-provider.js';
 import { OpenAiCompatibleProvider } from './openai-compatible.provider.js';
 
 const MODEL = 'vendor/chat-model';
@@ -44,6 +40,19 @@ function deltas(chunks: readonly ChatChunk[]): string[] {
   return chunks.flatMap((c) => (c.type === 'delta' ? [c.content] : []));
 }
 
+/** The attempt's events; the last must be its one `result`. */
+async function generate(
+  provider: OpenAiCompatibleProvider,
+  request: ImageRequest,
+): Promise<Extract<ImageEvent, { type: 'result' }>> {
+  const events: ImageEvent[] = [];
+  for await (const event of provider.generateImage(request)) events.push(event);
+  const last = events.at(-1);
+  expect(events.filter((event) => event.type === 'result')).toHaveLength(1);
+  if (last?.type !== 'result') throw new Error('no result event last');
+  return last;
+}
+
 async function closedPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -72,13 +81,18 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
     prompt: 'a red fox in the snow',
     aspectRatio: null,
     referenceImageUrl: null,
+    partialImages: 0,
     signal: new AbortController().signal,
     ...overrides,
   });
 
   beforeAll(async () => {
     upstream = await startFakeUpstream();
-    provider = new OpenAiCompatibleProvider({ baseUrl: upstream.baseUrl, apiKey: 'test-key' });
+    provider = new OpenAiCompatibleProvider({
+      baseUrl: upstream.baseUrl,
+      apiKey: 'test-key',
+      maxTokens: 256,
+    });
   });
 
   afterAll(async () => {
@@ -88,7 +102,7 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
   beforeEach(() => upstream.reset());
 
   describe('streamChat', () => {
-    it('yields every delta, then one end chunk with usage, generation id and finish reason', async () => {
+    it('yields every delta, then one end chunk with usage and generation id', async () => {
       const chunks = await collect(provider.streamChat(chat()));
       expect(deltas(chunks)).toEqual(FAKE_DEFAULT_CHUNKS);
       expect(chunks.filter((c) => c.type === 'end')).toHaveLength(1);
@@ -100,12 +114,11 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
           total_tokens: FAKE_PROMPT_TOKENS + FAKE_DEFAULT_CHUNKS.length,
         },
         generationId: upstream.requests[0].generationId,
-        finishReason: 'stop',
       });
       expect(upstream.requests[0].generationId).toMatch(/^gen-/);
     });
 
-    it('sends a streaming request with usage included and the bearer key', async () => {
+    it('sends a streaming request with usage included, max_tokens and the bearer key', async () => {
       await collect(provider.streamChat(chat()));
       const [request] = upstream.requests;
       expect(request.type).toBe('chat-stream');
@@ -115,6 +128,7 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
         model: MODEL,
         stream: true,
         stream_options: { include_usage: true },
+        max_tokens: 256,
         messages: [
           { role: 'system', content: 'Be brief.' },
           { role: 'user', content: 'Hi there' },
@@ -131,7 +145,44 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
       });
       const chunks = await collect(provider.streamChat(chat()));
       expect(deltas(chunks)).toEqual(['a', 'b']);
-      expect(chunks.at(-1)).toMatchObject({ type: 'end', usage: null, finishReason: 'stop' });
+      expect(chunks.at(-1)).toMatchObject({ type: 'end', usage: null });
+    });
+
+    it('ends normally on [DONE] without a finish reason, and on a finish reason without [DONE]', async () => {
+      upstream.script(
+        MODEL,
+        { kind: 'stream', chunks: ['a'], finishReason: false },
+        { kind: 'stream', chunks: ['b'], done: false },
+      );
+      expect((await collect(provider.streamChat(chat()))).map((c) => c.type)).toEqual([
+        'delta',
+        'end',
+      ]);
+      expect((await collect(provider.streamChat(chat()))).map((c) => c.type)).toEqual([
+        'delta',
+        'end',
+      ]);
+    });
+
+    it('throws transport, not end, when the stream closes without [DONE] or a finish reason', async () => {
+      upstream.script(MODEL, {
+        kind: 'stream',
+        chunks: ['a', 'b'],
+        done: false,
+        finishReason: false,
+      });
+      const { chunks, error } = await collectUntilError(provider.streamChat(chat()));
+      expect(deltas(chunks)).toEqual(['a', 'b']);
+      expect(chunks.some((c) => c.type === 'end')).toBe(false);
+      expect(error).toBeInstanceOf(ProviderError);
+      expect(error).toMatchObject({ kind: 'transport' });
+    });
+
+    it('maps a 200 HTML page to malformed', async () => {
+      upstream.script(MODEL, { kind: 'html-200' });
+      await expect(collect(provider.streamChat(chat()))).rejects.toMatchObject({
+        kind: 'malformed',
+      });
     });
 
     it('maps a non-2xx answer to a status error with the upstream code', async () => {
@@ -267,6 +318,13 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
       const [request] = upstream.requests;
       expect(request.type).toBe('completion');
       expect(request.body['stream']).not.toBe(true);
+      expect(request.body['max_tokens']).toBe(256);
+    });
+
+    it('maps a 200 HTML page or a body without a message to malformed', async () => {
+      upstream.script(MODEL, { kind: 'html-200' }, { kind: 'wrong-shape' });
+      await expect(provider.complete(chat())).rejects.toMatchObject({ kind: 'malformed' });
+      await expect(provider.complete(chat())).rejects.toMatchObject({ kind: 'malformed' });
     });
 
     it('returns scripted content', async () => {
@@ -296,7 +354,7 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
 
   describe('generateImage', () => {
     it('returns the data URLs as-is with the generation id', async () => {
-      const result = await provider.generateImage(image());
+      const result = await generate(provider, image());
       expect(result.generationId).toBe(upstream.requests[0].generationId);
       expect(result.generationId).toMatch(/^gen-img-/);
       expect(result.images).toHaveLength(1);
@@ -308,7 +366,7 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
     });
 
     it('sends the prompt as a plain user message, image modalities and no image_config by default', async () => {
-      await provider.generateImage(image());
+      await generate(provider, image());
       const [request] = upstream.requests;
       expect(request.type).toBe('image');
       expect(request.body).toEqual({
@@ -319,7 +377,8 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
     });
 
     it('sends the aspect ratio and the reference image as an image_url part', async () => {
-      await provider.generateImage(
+      await generate(
+        provider,
         image({ aspectRatio: '16:9', referenceImageUrl: 'https://example.com/ref.png' }),
       );
       expect(upstream.requests[0].body).toEqual({
@@ -344,23 +403,37 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
         { kind: 'image', mime: 'image/jpeg', width: 40, height: 30 },
         { kind: 'garbage' },
       );
-      const jpeg = await provider.generateImage(image());
+      const jpeg = await generate(provider, image());
       expect(jpeg.images[0]).toMatch(/^data:image\/jpeg;base64,\/9j\//);
-      const garbage = await provider.generateImage(image());
+      const garbage = await generate(provider, image());
       expect(garbage.images).toHaveLength(1);
       expect(garbage.images[0]).toMatch(/^data:image\/png;base64,/);
     });
 
     it('answers zero images as an empty list, not an error', async () => {
       upstream.script(IMAGE_MODEL, { kind: 'zero-images' });
-      const result = await provider.generateImage(image());
+      const result = await generate(provider, image());
       expect(result.images).toEqual([]);
       expect(result.generationId).toBe(upstream.requests[0].generationId);
     });
 
+    it('sends no preview even when previews are asked', async () => {
+      const events: ImageEvent[] = [];
+      for await (const event of provider.generateImage(image({ partialImages: 3 }))) {
+        events.push(event);
+      }
+      expect(events.map((event) => event.type)).toEqual(['result']);
+    });
+
+    it('maps a 200 HTML page or JSON that is not a completion to malformed, never zero images', async () => {
+      upstream.script(IMAGE_MODEL, { kind: 'html-200' }, { kind: 'wrong-shape' });
+      await expect(generate(provider, image())).rejects.toMatchObject({ kind: 'malformed' });
+      await expect(generate(provider, image())).rejects.toMatchObject({ kind: 'malformed' });
+    });
+
     it('maps a non-2xx answer to a status error', async () => {
       upstream.script(IMAGE_MODEL, { kind: 'status', status: 502, code: 'no_provider' });
-      await expect(provider.generateImage(image())).rejects.toMatchObject({
+      await expect(generate(provider, image())).rejects.toMatchObject({
         kind: 'status',
         status: 502,
         code: 'no_provider',
@@ -369,7 +442,7 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
 
     it('maps a 200 error body to a stream error', async () => {
       upstream.script(IMAGE_MODEL, { kind: 'error-chunk', afterChunks: 0, code: 'moderation' });
-      await expect(provider.generateImage(image())).rejects.toMatchObject({
+      await expect(generate(provider, image())).rejects.toMatchObject({
         kind: 'stream',
         code: 'moderation',
       });
@@ -384,7 +457,7 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
           resolve();
         });
       });
-      const pending = provider.generateImage(image({ signal: controller.signal }));
+      const pending = generate(provider, image({ signal: controller.signal }));
       await received;
       const abortedAt = performance.now();
       controller.abort();

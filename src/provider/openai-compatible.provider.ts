@@ -1,91 +1,28 @@
-import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from 'openai';
+import type OpenAI from 'openai';
+import { APIConnectionError } from 'openai';
+import {
+  createOpenAiClient,
+  describeBody,
+  isObject,
+  throwIfErrorBody,
+  toProviderError,
+  type JsonObject,
+  type OpenAiClientOptions,
+} from './openai-client.js';
+import type { ImageEvent, ImageProvider, ImageRequest } from './image-provider.js';
 import {
   ProviderError,
   type ChatChunk,
   type ChatMessage,
   type ChatRequest,
-  type ImageRequest,
-  type ImageResponse,
   type LlmProvider,
   type Usage,
 } from './llm-provider.js';
+import { SseDecoder } from './sse-decoder.js';
 
-export interface OpenAiCompatibleOptions {
-  /** e.g. `https://openrouter.ai/api/v1`; `/chat/completions` is appended. */
-  readonly baseUrl: string;
-  readonly apiKey: string;
-}
-
-type JsonObject = Record<string, unknown>;
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Upstream codes arrive as strings (OpenAI) or numbers (OpenRouter); we always report a string. */
-function codeOf(error: unknown): string | null {
-  if (!isObject(error)) return null;
-  const code = error['code'];
-  return typeof code === 'string' || typeof code === 'number' ? String(code) : null;
-}
-
-/** Duck-typed, because errors from Node's own fetch may come from another realm (e.g. under jest). */
-function errorField(error: unknown, field: 'message' | 'name'): string | null {
-  if (typeof error !== 'object' || error === null || !(field in error)) return null;
-  const value: unknown = Reflect.get(error, field);
-  return typeof value === 'string' ? value : null;
-}
-
-/** The message with its causes (fetch hides the useful part, e.g. ECONNREFUSED, two levels down). */
-function messageOf(error: unknown): string {
-  const parts: string[] = [];
-  let current: unknown = error;
-  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
-    const message = errorField(current, 'message');
-    if (message) parts.push(message);
-    current = typeof current === 'object' ? Reflect.get(current, 'cause') : undefined;
-  }
-  return parts.length > 0 ? parts.join(': ') : String(error);
-}
-
-/**
- * One place that decides the error kind, in this order: our signal aborted → 'aborted' (whatever
- * the SDK threw on the way out); non-2xx → 'status'; an APIError without a status is the SDK
- * reporting an `{"error":…}` chunk → 'stream'; a chunk that is not JSON → 'stream'; anything else
- * (refused, reset, `TypeError: terminated`, APIConnectionError) → 'transport'.
- */
-function toProviderError(error: unknown, signal: AbortSignal): ProviderError {
-  if (error instanceof ProviderError) return error;
-  if (signal.aborted || error instanceof APIUserAbortError) {
-    return new ProviderError('aborted', 'The request was aborted');
-  }
-  if (error instanceof APIConnectionError) {
-    return new ProviderError('transport', `Upstream connection failed: ${messageOf(error)}`);
-  }
-  if (error instanceof APIError) {
-    const code = codeOf(error.error);
-    if (typeof error.status === 'number') {
-      return new ProviderError('status', `Upstream answered ${error.message}`, error.status, code);
-    }
-    return new ProviderError('stream', `Upstream stream failed: ${error.message}`, null, code);
-  }
-  if (errorField(error, 'name') === 'SyntaxError') {
-    return new ProviderError('stream', `Upstream sent an unreadable chunk: ${messageOf(error)}`);
-  }
-  return new ProviderError('transport', `Upstream connection failed: ${messageOf(error)}`);
-}
-
-/** OpenRouter may answer 200 with `{"error":…}` instead of a completion when a provider fails late. */
-function throwIfErrorBody(body: unknown): void {
-  if (isObject(body) && isObject(body['error']) && !Array.isArray(body['choices'])) {
-    const message = body['error']['message'];
-    throw new ProviderError(
-      'stream',
-      `Upstream answered with an error: ${typeof message === 'string' ? message : 'no message'}`,
-      null,
-      codeOf(body['error']),
-    );
-  }
+export interface OpenAiCompatibleOptions extends OpenAiClientOptions {
+  /** Sent as `max_tokens` with every chat request; null sends none (the upstream's default). */
+  readonly maxTokens?: number | null;
 }
 
 function firstMessage(body: unknown): JsonObject | null {
@@ -94,8 +31,8 @@ function firstMessage(body: unknown): JsonObject | null {
   return isObject(choice) && isObject(choice['message']) ? choice['message'] : null;
 }
 
-function imageUrlsOf(message: JsonObject | null): string[] {
-  const images = message?.['images'];
+function imageUrlsOf(message: JsonObject): string[] {
+  const images = message['images'];
   if (!Array.isArray(images)) return [];
   return images.flatMap((image: unknown) => {
     const url = isObject(image) && isObject(image['image_url']) ? image['image_url']['url'] : null;
@@ -133,59 +70,152 @@ async function retryDroppedConnection<T>(signal: AbortSignal, send: () => Promis
   }
 }
 
-/** Any OpenAI-compatible vendor (OpenRouter flavour) through the official SDK. */
-export class OpenAiCompatibleProvider implements LlmProvider {
-  readonly name = 'openai-compatible';
+/** What one parsed chat chunk contributes. */
+interface ChunkFields {
+  readonly content: string | null;
+  readonly usage: Usage | null;
+  readonly id: string | null;
+  readonly finished: boolean;
+}
+
+function parseChunk(data: string): ChunkFields {
+  let chunk: unknown;
+  try {
+    chunk = JSON.parse(data);
+  } catch {
+    throw new ProviderError(
+      'malformed',
+      `Upstream sent an unreadable chunk: ${describeBody(data)}`,
+    );
+  }
+  if (!isObject(chunk)) {
+    throw new ProviderError(
+      'malformed',
+      `Upstream sent an unexpected chunk: ${describeBody(data)}`,
+    );
+  }
+  // The SDK's own rule for streams: any chunk with an `error` is a failure.
+  throwIfErrorBody({ error: chunk['error'] });
+  const choice: unknown = Array.isArray(chunk['choices']) ? chunk['choices'][0] : null;
+  const delta = isObject(choice) && isObject(choice['delta']) ? choice['delta'] : null;
+  const content = delta?.['content'];
+  const id = chunk['id'];
+  return {
+    content: typeof content === 'string' && content !== '' ? content : null,
+    usage: toUsage(chunk['usage']),
+    id: typeof id === 'string' && id !== '' ? id : null,
+    finished: isObject(choice) && typeof choice['finish_reason'] === 'string',
+  };
+}
+
+/**
+ * A 2xx answer to a streamed request that is a JSON body (OpenRouter's late `{"error":…}`) or an
+ * HTML page instead of an event stream: always throws.
+ */
+async function refuseNonStream(
+  response: Response,
+  contentType: string,
+  signal: AbortSignal,
+): Promise<never> {
+  let text: string;
+  try {
+    text = await response.text();
+  } catch (error) {
+    throw toProviderError(error, signal);
+  }
+  if (contentType.includes('json')) {
+    try {
+      throwIfErrorBody(JSON.parse(text));
+    } catch (error) {
+      if (error instanceof ProviderError) throw error;
+    }
+  }
+  throw new ProviderError(
+    'malformed',
+    `Upstream answered a streamed request with ${contentType}: ${describeBody(text)}`,
+  );
+}
+
+/**
+ * Any OpenAI-compatible vendor (OpenRouter flavour) through the official SDK: chat, the composer,
+ * and images through `/chat/completions` (the `chat-completions` image flavour, no previews).
+ */
+export class OpenAiCompatibleProvider implements LlmProvider, ImageProvider {
   private readonly client: OpenAI;
+  private readonly maxTokens: { max_tokens?: number };
 
   constructor(options: OpenAiCompatibleOptions) {
-    this.client = new OpenAI({
-      baseURL: options.baseUrl,
-      apiKey: options.apiKey,
-      // Retries and fallbacks are the caller's business (model chains, attempt timeouts).
-      maxRetries: 0,
-      // Explicit nulls stop the SDK from picking up stray OPENAI_* variables from the environment.
-      organization: null,
-      project: null,
-      adminAPIKey: null,
-      webhookSecret: null,
-      defaultHeaders: { 'X-Title': 'Easel' },
-    });
+    this.client = createOpenAiClient(options);
+    this.maxTokens = options.maxTokens == null ? {} : { max_tokens: options.maxTokens };
   }
 
+  /**
+   * The SDK sends the request and maps HTTP errors, but the body is read here: the SDK's stream
+   * ends the same way whether or not `data: [DONE]` arrived, and a stream that closes with
+   * neither `[DONE]` nor a finish reason is a truncated reply, not a complete one.
+   */
   async *streamChat(request: ChatRequest): AsyncIterable<ChatChunk> {
     const { model, messages, signal } = request;
-    let usage: Usage | null = null;
-    let generationId: string | null = null;
-    let finishReason: string | null = null;
+    let response: Response;
     try {
-      const stream = await retryDroppedConnection(signal, () =>
-        this.client.chat.completions.create(
-          {
-            model,
-            messages: toSdkMessages(messages),
-            stream: true,
-            stream_options: { include_usage: true },
-          },
-          { signal },
-        ),
+      response = await retryDroppedConnection(signal, () =>
+        this.client.chat.completions
+          .create(
+            {
+              model,
+              messages: toSdkMessages(messages),
+              stream: true,
+              stream_options: { include_usage: true },
+              ...this.maxTokens,
+            },
+            { signal },
+          )
+          .asResponse(),
       );
-      for await (const chunk of stream) {
-        if (generationId === null && typeof chunk.id === 'string' && chunk.id !== '') {
-          generationId = chunk.id;
-        }
-        usage = toUsage(chunk.usage) ?? usage;
-        const choice = chunk.choices?.[0];
-        if (choice?.finish_reason) finishReason = choice.finish_reason;
-        const content = choice?.delta?.content;
-        if (typeof content === 'string' && content !== '') yield { type: 'delta', content };
-      }
     } catch (error) {
       throw toProviderError(error, signal);
     }
-    // The SDK ends the loop quietly when the signal aborts mid-body.
+    if (response.body === null) throw new ProviderError('transport', 'Upstream sent no body');
+    const contentType = response.headers.get('content-type') ?? '';
+    if (/json|html/i.test(contentType)) await refuseNonStream(response, contentType, signal);
+    const reader = response.body.getReader();
+    const decoder = new SseDecoder();
+    let usage: Usage | null = null;
+    let generationId: string | null = null;
+    let finished = false;
+    let sawDone = false;
+    let bodyEnded = false;
+    try {
+      while (!sawDone) {
+        const { value, done } = await reader.read();
+        bodyEnded = done;
+        for (const message of done ? decoder.end() : decoder.push(value)) {
+          if (message.data === '[DONE]') {
+            sawDone = true;
+            break;
+          }
+          const chunk = parseChunk(message.data);
+          generationId ??= chunk.id;
+          usage = chunk.usage ?? usage;
+          finished ||= chunk.finished;
+          if (chunk.content !== null) yield { type: 'delta', content: chunk.content };
+        }
+        if (done) break;
+      }
+    } catch (error) {
+      throw toProviderError(error, signal);
+    } finally {
+      // An early return, an error or [DONE] with bytes left: tear the body (and socket) down.
+      if (!bodyEnded) await reader.cancel().catch(() => undefined);
+    }
     if (signal.aborted) throw toProviderError(null, signal);
-    yield { type: 'end', usage, generationId, finishReason };
+    if (!sawDone && !finished) {
+      throw new ProviderError(
+        'transport',
+        'Upstream closed the stream without [DONE] or a finish reason',
+      );
+    }
+    yield { type: 'end', usage, generationId };
   }
 
   async complete(request: ChatRequest): Promise<string> {
@@ -194,7 +224,7 @@ export class OpenAiCompatibleProvider implements LlmProvider {
     try {
       body = await retryDroppedConnection(signal, () =>
         this.client.chat.completions.create(
-          { model, messages: toSdkMessages(messages), stream: false },
+          { model, messages: toSdkMessages(messages), stream: false, ...this.maxTokens },
           { signal },
         ),
       );
@@ -202,11 +232,19 @@ export class OpenAiCompatibleProvider implements LlmProvider {
       throw toProviderError(error, signal);
     }
     throwIfErrorBody(body);
-    const content = firstMessage(body)?.['content'];
+    const message = firstMessage(body);
+    if (message === null) {
+      throw new ProviderError(
+        'malformed',
+        `Upstream answered without a message: ${describeBody(body)}`,
+      );
+    }
+    const content = message['content'];
     return typeof content === 'string' ? content : '';
   }
 
-  async generateImage(request: ImageRequest): Promise<ImageResponse> {
+  /** §6: one non-streamed call; previews are never sent, whatever `partialImages` asks. */
+  async *generateImage(request: ImageRequest): AsyncIterable<ImageEvent> {
     const { model, prompt, aspectRatio, referenceImageUrl, signal } = request;
     const content =
       referenceImageUrl === null
@@ -229,9 +267,18 @@ export class OpenAiCompatibleProvider implements LlmProvider {
       throw toProviderError(error, signal);
     }
     throwIfErrorBody(response);
+    // A 200 HTML page or JSON that is not a completion is a broken answer, not "no image".
+    const message = firstMessage(response);
+    if (message === null) {
+      throw new ProviderError(
+        'malformed',
+        `Upstream answered 200 without a completion: ${describeBody(response)}`,
+      );
+    }
     const id = isObject(response) ? response['id'] : null;
-    return {
-      images: imageUrlsOf(firstMessage(response)),
+    yield {
+      type: 'result',
+      images: imageUrlsOf(message),
       generationId: typeof id === 'string' && id !== '' ? id : null,
     };
   }

@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  STATUS_CODES,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import { type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { encodePng } from '../../src/provider/demo/png.js';
@@ -12,7 +18,36 @@ export type ChatScript =
       delayMs?: number;
       usage?: boolean;
       processingComments?: boolean;
+      /** false: no `data: [DONE]` line (default true). */
+      done?: boolean;
+      /** false: no chunk carries a finish_reason (default true). */
+      finishReason?: boolean;
     }
+  /** 200 + SSE headers, then only `: OPENROUTER PROCESSING` comments every `commentEveryMs`, never a token. */
+  | { kind: 'hang'; commentEveryMs?: number }
+  /** Streams `content` chunks as fast as the client reads, until it goes away. */
+  | { kind: 'endless'; content?: string }
+  /** 200 with an HTML page (any route, streamed or not). */
+  | { kind: 'html-200' }
+  /**
+   * Images API answer: streamed requests get `partials` partial_image events (default: the
+   * request's partial_images), `delayMs` apart, then the completed event unless `completed` is
+   * false; `splitBytes` writes the SSE bytes in pieces that small. Non-streamed: `{ data: [{ b64_json }] }`.
+   */
+  | {
+      kind: 'images';
+      partials?: number;
+      mime?: 'image/png' | 'image/jpeg';
+      width?: number;
+      height?: number;
+      delayMs?: number;
+      splitBytes?: number;
+      completed?: boolean;
+    }
+  /** Images API stream: `afterPartials` partial events (default 1), then an `event: error`. */
+  | { kind: 'partial-then-error'; afterPartials?: number; code?: string; message?: string }
+  /** 200 JSON that is not the API's shape. */
+  | { kind: 'wrong-shape' }
   | { kind: 'status'; status: number; code?: string; message?: string }
   /** Sends that many chunks, then destroys the socket. */
   | { kind: 'cut'; chunks?: string[]; afterChunks: number }
@@ -40,13 +75,16 @@ export type ChatScript =
   /** 200 with an images[] entry whose data URL is not a decodable image. */
   | { kind: 'garbage' };
 
-export type RequestType = 'chat-stream' | 'completion' | 'image';
+export type RequestType = 'chat-stream' | 'completion' | 'image' | 'images-api';
 
 export interface RecordedRequest {
   /** 0-based, in arrival order; restarts at 0 after `reset()`. */
   readonly index: number;
   readonly model: string;
-  /** stream:true → chat-stream; modalities includes 'image' → image; else completion. */
+  /**
+   * `POST /images/generations` → images-api; else stream:true → chat-stream; modalities
+   * includes 'image' → image; else completion.
+   */
   readonly type: RequestType;
   readonly body: Record<string, unknown>;
   /** performance.now() when the body had been read. */
@@ -58,6 +96,10 @@ export interface RecordedRequest {
   readonly generationId: string;
   /** The Authorization header as sent, or null. */
   readonly authorization: string | null;
+  readonly headers: IncomingHttpHeaders;
+  /** performance.now() when the TCP socket that carried it closed (null while open). */
+  socketClosedAt: number | null;
+  readonly socketClosed: Promise<number>;
   /** True when the client closed the connection before the answer was complete. */
   clientAborted: boolean;
 }
@@ -89,6 +131,8 @@ export const FAKE_DEFAULT_COMPLETION = 'A detailed picture of the subject';
 export const FAKE_PROMPT_TOKENS = 12;
 
 const API_PREFIX = '/api/v1';
+const CHAT_PATH = `${API_PREFIX}/chat/completions`;
+const IMAGES_PATH = `${API_PREFIX}/images/generations`;
 
 /** A real, decodable RGB PNG with a simple diagonal gradient. */
 export function makePng(width: number, height: number): Buffer {
@@ -143,7 +187,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function requestType(body: Record<string, unknown>): RequestType {
+function requestType(path: string, body: Record<string, unknown>): RequestType {
+  if (path === IMAGES_PATH) return 'images-api';
   if (body['stream'] === true) return 'chat-stream';
   const modalities = body['modalities'];
   return Array.isArray(modalities) && modalities.includes('image') ? 'image' : 'completion';
@@ -152,6 +197,7 @@ function requestType(body: Record<string, unknown>): RequestType {
 function defaultStep(type: RequestType): ChatScript {
   if (type === 'chat-stream') return { kind: 'stream' };
   if (type === 'image') return { kind: 'image' };
+  if (type === 'images-api') return { kind: 'images' };
   return { kind: 'complete', content: FAKE_DEFAULT_COMPLETION };
 }
 
@@ -268,17 +314,21 @@ class Answer {
   private async stream(
     chunks: readonly string[],
     delayMs: number,
-    withUsage: boolean,
-    processingComments: boolean,
+    options: {
+      withUsage: boolean;
+      processingComments: boolean;
+      done: boolean;
+      finishReason: boolean;
+    },
   ): Promise<void> {
     this.startSse();
-    if (processingComments) this.write(': OPENROUTER PROCESSING\n\n');
+    if (options.processingComments) this.write(': OPENROUTER PROCESSING\n\n');
     for (const content of chunks) {
       if (!(await this.wait(delayMs))) return;
       this.data(this.contentChunk(content));
     }
-    this.data(this.chunk({ role: 'assistant', content: '' }, 'stop'));
-    if (withUsage) {
+    if (options.finishReason) this.data(this.chunk({ role: 'assistant', content: '' }, 'stop'));
+    if (options.withUsage) {
       this.data({
         id: this.record.generationId,
         object: 'chat.completion.chunk',
@@ -289,7 +339,7 @@ class Answer {
         usage: usage(chunks.length),
       });
     }
-    this.write('data: [DONE]\n\n');
+    if (options.done) this.write('data: [DONE]\n\n');
     if (this.open) this.res.end();
   }
 
@@ -322,15 +372,228 @@ class Answer {
     }
   }
 
+  private html(): void {
+    const page = '<!doctype html><html><body><h1>Bad gateway</h1></body></html>';
+    this.res.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': Buffer.byteLength(page),
+    });
+    this.res.end(page);
+  }
+
+  private async hang(commentEveryMs: number): Promise<void> {
+    this.startSse();
+    while (await this.wait(commentEveryMs)) this.write(': OPENROUTER PROCESSING\n\n');
+  }
+
+  /** Writes as fast as the client reads (honouring back-pressure) until the response closes. */
+  private async endless(content: string): Promise<void> {
+    this.startSse();
+    const payload = `data: ${JSON.stringify(this.contentChunk(content))}\n\n`;
+    while (this.open) {
+      if (!this.res.write(payload)) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            this.res.off('drain', done);
+            this.res.off('close', done);
+            resolve();
+          };
+          this.res.once('drain', done);
+          this.res.once('close', done);
+        });
+      } else {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+  }
+
+  private imageBytes(step: { mime?: string; width?: number; height?: number }): Buffer {
+    const width = step.width ?? 64;
+    const height = step.height ?? 64;
+    return step.mime === 'image/jpeg' ? makeJpeg(width, height) : makePng(width, height);
+  }
+
+  private imagesEvent(type: string, fields: Record<string, unknown>): string {
+    const data = {
+      type: `image_generation.${type}`,
+      created_at: this.created,
+      size: '1024x1024',
+      quality: 'auto',
+      background: 'opaque',
+      ...fields,
+    };
+    return `event: image_generation.${type}\ndata: ${JSON.stringify(data)}\n\n`;
+  }
+
+  private partialEvents(
+    count: number,
+    step: { mime?: string; width?: number; height?: number },
+  ): string[] {
+    const format = step.mime === 'image/jpeg' ? 'jpeg' : 'png';
+    return Array.from({ length: count }, (_, i) =>
+      this.imagesEvent('partial_image', {
+        b64_json: this.imageBytes({
+          ...step,
+          // Coarse to fine, like the real thing.
+          width: Math.max(1, Math.round((step.width ?? 64) / 2 ** (count - i))),
+          height: Math.max(1, Math.round((step.height ?? 64) / 2 ** (count - i))),
+        }).toString('base64'),
+        partial_image_index: i,
+        output_format: format,
+      }),
+    );
+  }
+
+  /** Writes `text` at once, or in `splitBytes` pieces a millisecond apart. */
+  private async writeSplit(text: string, splitBytes: number | undefined): Promise<boolean> {
+    if (splitBytes === undefined) {
+      this.write(text);
+      return this.open;
+    }
+    const bytes = Buffer.from(text, 'utf8');
+    for (let offset = 0; offset < bytes.length; offset += splitBytes) {
+      if (!this.open) return false;
+      this.res.write(bytes.subarray(offset, offset + splitBytes));
+      if (!(await this.wait(1))) return false;
+    }
+    return this.open;
+  }
+
+  private imagesJson(data: unknown[], outputFormat = 'png'): void {
+    sendJson(this.res, 200, {
+      created: this.created,
+      data,
+      output_format: outputFormat,
+      usage: {
+        input_tokens: FAKE_PROMPT_TOKENS,
+        output_tokens: 1,
+        total_tokens: FAKE_PROMPT_TOKENS + 1,
+      },
+    });
+  }
+
+  private startImagesSse(): void {
+    this.res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      'x-request-id': this.record.generationId,
+    });
+    this.res.flushHeaders();
+  }
+
+  /** `POST /images/generations`, streamed (SSE events) or not (JSON), per its step. */
+  private async respondImagesApi(step: ChatScript): Promise<void> {
+    const body = this.record.body;
+    const streaming = body['stream'] === true;
+    const asked = typeof body['partial_images'] === 'number' ? body['partial_images'] : 0;
+    this.res.setHeader('x-request-id', this.record.generationId);
+    switch (step.kind) {
+      case 'images': {
+        const format = step.mime === 'image/jpeg' ? 'jpeg' : 'png';
+        const b64 = this.imageBytes(step).toString('base64');
+        if (!streaming) {
+          if (!(await this.wait(step.delayMs ?? 0))) return;
+          this.imagesJson([{ b64_json: b64 }], format);
+          return;
+        }
+        this.startImagesSse();
+        for (const event of this.partialEvents(step.partials ?? asked, step)) {
+          if (!(await this.wait(step.delayMs ?? 0))) return;
+          if (!(await this.writeSplit(event, step.splitBytes))) return;
+        }
+        if (!(await this.wait(step.delayMs ?? 0))) return;
+        if (step.completed !== false) {
+          const completed = this.imagesEvent('completed', {
+            b64_json: b64,
+            output_format: format,
+            usage: {
+              input_tokens: FAKE_PROMPT_TOKENS,
+              output_tokens: 1,
+              total_tokens: FAKE_PROMPT_TOKENS + 1,
+              input_tokens_details: { image_tokens: 0, text_tokens: FAKE_PROMPT_TOKENS },
+            },
+          });
+          if (!(await this.writeSplit(completed, step.splitBytes))) return;
+        }
+        if (this.open) this.res.end();
+        return;
+      }
+      case 'zero-images':
+        this.imagesJson([]);
+        return;
+      case 'garbage':
+        this.imagesJson([
+          { b64_json: Buffer.from('this is not an image at all').toString('base64') },
+        ]);
+        return;
+      case 'partial-then-error':
+        this.startImagesSse();
+        for (const event of this.partialEvents(step.afterPartials ?? 1, {})) this.write(event);
+        this.write(
+          `event: error\ndata: ${JSON.stringify({
+            type: 'error',
+            error: {
+              code: step.code ?? 'server_error',
+              message: step.message ?? 'Generation failed',
+            },
+          })}\n\n`,
+        );
+        if (this.open) this.res.end();
+        return;
+      case 'error-chunk':
+        if (!streaming) {
+          sendJson(this.res, 200, errorBody(step));
+          return;
+        }
+        this.startImagesSse();
+        this.write(`event: error\ndata: ${JSON.stringify(errorBody(step))}\n\n`);
+        if (this.open) this.res.end();
+        return;
+      case 'cut':
+      case 'stall': {
+        const count = step.kind === 'cut' ? step.afterChunks : (step.afterChunks ?? 0);
+        if (!streaming) {
+          const text = JSON.stringify({ created: this.created, data: [{ b64_json: 'AAAA' }] });
+          this.res.writeHead(200, {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(text),
+          });
+          if (step.kind === 'cut') {
+            this.write(text.slice(0, Math.floor(text.length / 2)));
+            this.cut();
+          } else {
+            this.res.flushHeaders();
+          }
+          return;
+        }
+        this.startImagesSse();
+        for (const event of this.partialEvents(count, {})) this.write(event);
+        if (step.kind === 'cut') this.cut();
+        return;
+      }
+      default:
+        return this.respondImagesApi({ kind: 'images' });
+    }
+  }
+
   /**
    * Streaming requests get SSE for every step except status and the image kinds (which answer their
    * JSON body as-is); non-stream requests get JSON, with 'cut' sending half a body, 'error-chunk'
    * a 200 `{"error":…}` body (OpenRouter's late-failure shape) and 'stall' headers only.
+   * Images API requests are answered by {@link respondImagesApi}.
    */
   async respond(step: ChatScript): Promise<void> {
     const streaming = this.record.type === 'chat-stream';
     if (step.kind === 'reset') {
       this.res.socket?.destroy();
+      return;
+    }
+    if (step.kind === 'html-200') {
+      this.html();
+      return;
+    }
+    if (step.kind === 'wrong-shape') {
+      sendJson(this.res, 200, { object: 'list', items: [] });
       return;
     }
     if (step.kind === 'status') {
@@ -341,6 +604,7 @@ class Answer {
       sendJson(this.res, step.status, { error });
       return;
     }
+    if (this.record.type === 'images-api') return this.respondImagesApi(step);
     if (step.kind === 'image' && !(await this.wait(step.delayMs ?? 0))) return;
     if (
       !streaming ||
@@ -353,14 +617,23 @@ class Answer {
     }
     switch (step.kind) {
       case 'stream':
-        return this.stream(
-          step.chunks ?? FAKE_DEFAULT_CHUNKS,
-          step.delayMs ?? 0,
-          step.usage ?? true,
-          step.processingComments ?? true,
-        );
+        return this.stream(step.chunks ?? FAKE_DEFAULT_CHUNKS, step.delayMs ?? 0, {
+          withUsage: step.usage ?? true,
+          processingComments: step.processingComments ?? true,
+          done: step.done ?? true,
+          finishReason: step.finishReason ?? true,
+        });
+      case 'hang':
+        return this.hang(step.commentEveryMs ?? 1000);
+      case 'endless':
+        return this.endless(step.content ?? 'la ');
       case 'complete':
-        return this.stream([step.content], 0, true, true);
+        return this.stream([step.content], 0, {
+          withUsage: true,
+          processingComments: true,
+          done: true,
+          finishReason: true,
+        });
       case 'cut':
         this.startSseWith(step.chunks ?? FAKE_DEFAULT_CHUNKS, step.afterChunks);
         this.cut();
@@ -425,7 +698,7 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? '/', 'http://fake').pathname;
-    if (req.method !== 'POST' || path !== `${API_PREFIX}/chat/completions`) {
+    if (req.method !== 'POST' || (path !== CHAT_PATH && path !== IMAGES_PATH)) {
       req.resume();
       sendJson(res, 404, {
         error: { code: 'not_found', message: `No route for ${req.method} ${path}` },
@@ -448,9 +721,10 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
     }
 
     const index = nextIndex++;
-    const type = requestType(body);
+    const type = requestType(path, body);
     const model = typeof body['model'] === 'string' ? body['model'] : '';
     let resolveClosed: (at: number) => void = () => undefined;
+    let resolveSocketClosed: (at: number) => void = () => undefined;
     const record: RecordedRequest = {
       index,
       model,
@@ -461,10 +735,22 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
       closed: new Promise<number>((resolve) => {
         resolveClosed = resolve;
       }),
-      generationId: `${type === 'image' ? 'gen-img' : 'gen'}-${index}-${randomBytes(6).toString('hex')}`,
+      generationId: `${type === 'image' || type === 'images-api' ? 'gen-img' : 'gen'}-${index}-${randomBytes(6).toString('hex')}`,
       authorization: req.headers.authorization ?? null,
+      headers: req.headers,
+      socketClosedAt: null,
+      socketClosed: new Promise<number>((resolve) => {
+        resolveSocketClosed = resolve;
+      }),
       clientAborted: false,
     };
+    const socket = req.socket;
+    const onSocketClose = (): void => {
+      record.socketClosedAt = performance.now();
+      resolveSocketClosed(record.socketClosedAt);
+    };
+    if (socket.destroyed) onSocketClose();
+    else socket.once('close', onSocketClose);
     const answer = new Answer(record, res);
     res.once('close', () => {
       record.closedAt = performance.now();

@@ -6,7 +6,7 @@ import type {
   Usage,
 } from '../../contract/index.js';
 import type { MessageMetadata } from '../../database/schema.js';
-import type { AttemptStart } from '../../image-gen/image-gen.types.js';
+import type { AttemptStart, ImagePreview } from '../../image-gen/image-gen.types.js';
 
 /**
  * The constructors of the turn stream's frames (docs/api-reference.md §3): every frame the live
@@ -66,6 +66,17 @@ export function imageAttemptFrame(messageId: string, attempt: AttemptStart): Fra
     variant: attempt.variant,
     index: attempt.index,
     total: attempt.total,
+  };
+}
+
+export function imagePartialFrame(messageId: string, preview: ImagePreview): Frame {
+  return {
+    type: 'image_partial',
+    message_id: messageId,
+    index: preview.index,
+    partial_index: preview.partialIndex,
+    data_url: preview.dataUrl,
+    mime: preview.mime,
   };
 }
 

@@ -1,12 +1,28 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { concat, defer, from, map, mergeMap, type Observable, of, tap } from 'rxjs';
+import {
+  concat,
+  defer,
+  filter,
+  from,
+  ignoreElements,
+  map,
+  merge,
+  mergeMap,
+  type Observable,
+  of,
+  share,
+  shareReplay,
+  take,
+  tap,
+} from 'rxjs';
 import { type AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
 import type { ActionType } from '../../contract/index.js';
 import { ImageGenService } from '../../image-gen/image-gen.service.js';
 import type {
   GeneratedImage,
+  ImageGenEvent,
   ImageGenRequest,
   ImageGenResult,
 } from '../../image-gen/image-gen.types.js';
@@ -20,6 +36,7 @@ import {
   imageAttemptFrame,
   imageFailedFrame,
   imageFrame,
+  imagePartialFrame,
   imagePendingFrame,
   metaFrame,
   type StoredImage,
@@ -52,14 +69,37 @@ export class TurnActionsService {
         return this.text$(run, randomUUID(), 'reply_text', live.context);
       case 'reply_text_image': {
         const id = randomUUID();
+        if (live.request.image?.concurrent === true) return this.drawWhileWriting$(live, id);
         return concat(
           this.text$(run, id, 'reply_text_image', live.context),
-          this.imageFor$(live, id),
+          this.imageFor$(live, id, this.generate$(live)),
         );
       }
       case 'reply_image':
         return this.imageOnly$(live);
     }
+  }
+
+  /**
+   * `reply_text_image` with `image.concurrent`: the drawing (composer, then the chain) starts
+   * with the turn, merged with the text. Its frames, and storing its image, wait for `meta`
+   * (the message must exist first); what it produced meanwhile is replayed then. Leaving tears
+   * both halves down at once.
+   */
+  private drawWhileWriting$(live: LiveTurn, messageId: string): Observable<Frame> {
+    return defer(() => {
+      const drawing$ = this.generate$(live).pipe(shareReplay({ refCount: true }));
+      const text$ = this.text$(live.run, messageId, 'reply_text_image', live.context).pipe(share());
+      return merge(
+        drawing$.pipe(ignoreElements()),
+        text$,
+        text$.pipe(
+          filter((frame) => frame.type === 'meta'),
+          take(1),
+          mergeMap(() => this.imageFor$(live, messageId, drawing$)),
+        ),
+      );
+    });
   }
 
   /** `meta → delta+ → done` for one assistant message. */
@@ -97,9 +137,15 @@ export class TurnActionsService {
     );
   }
 
+  /** The turn's drawing: cold, one run of the chain per subscription. */
+  private generate$(live: LiveTurn): Observable<ImageGenEvent> {
+    return this.imageGen.generate$(this.imageRequest(live));
+  }
+
   private imageRequest(live: LiveTurn): ImageGenRequest {
     const image = live.request.image;
     return {
+      partialImages: image?.partial_images ?? 0,
       subject: image?.image_prompt?.trim() || live.request.content,
       context: live.context,
       // IMAGE_MODELS empty means image generation is off: a caller's model does not re-enable it.
@@ -114,28 +160,35 @@ export class TurnActionsService {
    * decides what follows the result. `image_pending` goes out before composing starts.
    */
   private image$(
-    live: LiveTurn,
     messageId: string,
+    drawing$: Observable<ImageGenEvent>,
     onDone: (result: ImageGenResult) => Observable<Frame>,
   ): Observable<Frame> {
     return concat(
       of(imagePendingFrame(messageId)),
-      this.imageGen
-        .generate$(this.imageRequest(live))
-        .pipe(
-          mergeMap((event) =>
-            event.type === 'attempt'
-              ? of(imageAttemptFrame(messageId, event))
-              : onDone(event.result),
-          ),
-        ),
+      drawing$.pipe(
+        mergeMap((event) => {
+          switch (event.type) {
+            case 'attempt':
+              return of(imageAttemptFrame(messageId, event));
+            case 'partial':
+              return of(imagePartialFrame(messageId, event));
+            case 'done':
+              return onDone(event.result);
+          }
+        }),
+      ),
     );
   }
 
   /** The image stage of `reply_text_image`: the image joins the text message `messageId`. */
-  private imageFor$(live: LiveTurn, messageId: string): Observable<Frame> {
+  private imageFor$(
+    live: LiveTurn,
+    messageId: string,
+    drawing$: Observable<ImageGenEvent>,
+  ): Observable<Frame> {
     const { run } = live;
-    return this.image$(live, messageId, (result) => {
+    return this.image$(messageId, drawing$, (result) => {
       if (!result.ok) {
         return defer(() => {
           run.failImage(messageId, { reason: result.reason, attempts: result.attempts });
@@ -155,7 +208,7 @@ export class TurnActionsService {
   private imageOnly$(live: LiveTurn): Observable<Frame> {
     const { run } = live;
     const drawn = randomUUID();
-    return this.image$(live, drawn, (result) => {
+    return this.image$(drawn, this.generate$(live), (result) => {
       if (!result.ok) {
         const reply = randomUUID();
         const context: ChatMessage[] = [

@@ -140,9 +140,18 @@ export class TurnsService {
   }
 }
 
-/** Same key, same request: content and image options, in a fixed key order. */
+/**
+ * Same key, same request: content, image options and `on_disconnect`, in a fixed key order. The
+ * v2 options join the hash only when set to something other than their default, so a v1 request
+ * hashes as it always did (keys stored before the upgrade still replay).
+ */
 export function hashRequest(request: TurnRequestDto): string {
   const image = request.image;
+  const v2 = [
+    image?.partial_images ?? 0,
+    image?.concurrent ?? false,
+    request.on_disconnect ?? 'cancel',
+  ];
   const canonical = JSON.stringify([
     request.content,
     image
@@ -155,6 +164,7 @@ export function hashRequest(request: TurnRequestDto): string {
           image.reference_image_url ?? null,
         ]
       : null,
+    ...(v2[0] === 0 && v2[1] === false && v2[2] === 'cancel' ? [] : [v2]),
   ]);
   return createHash('sha256').update(canonical).digest('hex');
 }

@@ -1,6 +1,6 @@
-import { type AspectRatio } from '../llm-provider.js';
+import { type AspectRatio } from '../image-provider.js';
 import { digest } from './demo-text.js';
-import { encodePng } from './png.js';
+import { encodePng, type RasterImage } from './png.js';
 
 /** Pixel size of a demo picture per aspect ratio; the long side is always 512. */
 export const DEMO_IMAGE_SIZES: Readonly<Record<AspectRatio, { width: number; height: number }>> = {
@@ -24,9 +24,10 @@ function hsl(hue: number, saturation: number, lightness: number): Rgb {
 
 /**
  * Paints a small landscape (sky gradient, glowing sun, three ranges of hills) whose colours and
- * shapes all come from a hash of the prompt, and returns it as PNG bytes.
+ * shapes all come from a hash of the prompt. Every shape is placed in fractions of the size, so a
+ * smaller render is the same scene at a coarser resolution.
  */
-export function drawDemoImage(prompt: string, width: number, height: number): Buffer {
+function paintScene(prompt: string, width: number, height: number): RasterImage {
   const h = digest(prompt);
   const unit = (i: number): number => h[i] / 255;
   const skyHue = unit(0) * 360;
@@ -89,5 +90,42 @@ export function drawDemoImage(prompt: string, width: number, height: number): Bu
       pixels[offset + 2] = Math.round(b);
     }
   }
-  return encodePng({ width, height, channels: 3, pixels });
+  return { width, height, channels: 3, pixels };
+}
+
+/** The demo picture for `prompt` as PNG bytes. */
+export function drawDemoImage(prompt: string, width: number, height: number): Buffer {
+  return encodePng(paintScene(prompt, width, height));
+}
+
+/** Nearest-neighbour enlargement of an RGB raster to `width`×`height` (blocky on purpose). */
+function enlarge(small: RasterImage, width: number, height: number): RasterImage {
+  const pixels = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    const sy = Math.min(small.height - 1, Math.floor((y * small.height) / height));
+    for (let x = 0; x < width; x++) {
+      const sx = Math.min(small.width - 1, Math.floor((x * small.width) / width));
+      const from = (sy * small.width + sx) * 3;
+      pixels.set(small.pixels.subarray(from, from + 3), (y * width + x) * 3);
+    }
+  }
+  return { width, height, channels: 3, pixels };
+}
+
+/**
+ * A preview of {@link drawDemoImage}'s picture: the same scene painted at 1/`divisor` of the
+ * size, then enlarged back to `width`×`height`, as PNG bytes.
+ */
+export function drawDemoPreview(
+  prompt: string,
+  width: number,
+  height: number,
+  divisor: number,
+): Buffer {
+  const small = paintScene(
+    prompt,
+    Math.max(1, Math.round(width / divisor)),
+    Math.max(1, Math.round(height / divisor)),
+  );
+  return encodePng(enlarge(small, width, height));
 }

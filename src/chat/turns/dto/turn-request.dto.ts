@@ -3,6 +3,9 @@ import { Type } from 'class-transformer';
 import {
   IsBoolean,
   IsIn,
+  IsInt,
+  Max,
+  Min,
   IsNotEmpty,
   IsObject,
   IsOptional,
@@ -15,12 +18,18 @@ import {
 import {
   ASPECT_RATIOS,
   type AspectRatio,
+  CLIENT_MSG_ID_PATTERN,
   IMAGE_MODES,
   type ImageMode,
+  MAX_PARTIAL_IMAGES,
+  ON_DISCONNECT,
+  type OnDisconnect,
+  type TurnImageOptions,
+  type TurnRequest,
 } from '../../../contract/index.js';
 import { NonBlankContent } from './non-blank-content.validator.js';
 
-export class TurnImageOptionsDto {
+export class TurnImageOptionsDto implements TurnImageOptions {
   @ApiPropertyOptional({ default: false, description: 'Always make an image this turn.' })
   @IsOptional()
   @IsBoolean()
@@ -58,9 +67,30 @@ export class TurnImageOptionsDto {
   @MaxLength(2048)
   @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false })
   reference_image_url?: string;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 0,
+    maximum: MAX_PARTIAL_IMAGES,
+    default: 0,
+    description: 'Previews per attempt, sent as `image_partial` frames (§8).',
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_PARTIAL_IMAGES)
+  partial_images?: number;
+
+  @ApiPropertyOptional({
+    default: false,
+    description: 'reply_text_image: draw while the text streams (§8); other actions ignore it.',
+  })
+  @IsOptional()
+  @IsBoolean()
+  concurrent?: boolean;
 }
 
-export class TurnRequestDto {
+export class TurnRequestDto implements TurnRequest {
   @ApiProperty({
     maxLength: 8000,
     description: 'The user message. Must not be blank, except for a forced image_only turn.',
@@ -71,11 +101,11 @@ export class TurnRequestDto {
   content!: string;
 
   @ApiProperty({
-    pattern: '^[A-Za-z0-9_-]{8,64}$',
+    pattern: CLIENT_MSG_ID_PATTERN,
     description: 'Idempotency key, unique per session (retries reuse it).',
   })
   @IsString()
-  @Matches(/^[A-Za-z0-9_-]{8,64}$/)
+  @Matches(new RegExp(CLIENT_MSG_ID_PATTERN))
   client_msg_id!: string;
 
   @ApiPropertyOptional({
@@ -87,4 +117,15 @@ export class TurnRequestDto {
   @ValidateNested()
   @Type(() => TurnImageOptionsDto)
   image?: TurnImageOptionsDto;
+
+  @ApiPropertyOptional({
+    enum: ON_DISCONNECT,
+    default: 'cancel',
+    description:
+      'When the last client leaves: `cancel` aborts the turn; `continue` runs it to its end, ' +
+      'to be resumed (§7).',
+  })
+  @IsOptional()
+  @IsIn(ON_DISCONNECT)
+  on_disconnect?: OnDisconnect;
 }
