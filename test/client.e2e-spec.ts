@@ -11,6 +11,7 @@ import {
   reduceFrames,
   type TurnInput,
 } from '../client/src/index.js';
+import { clientMsgId } from './harness/api.js';
 import {
   FAKE_DEFAULT_CHUNKS,
   type FakeUpstream,
@@ -29,8 +30,6 @@ let upstream: FakeUpstream;
 let app: TestApp;
 let token: string;
 let easel: EaselClient;
-let counter = 0;
-const key = (): string => `cli-${Date.now().toString(36)}-${++counter}`;
 
 async function turn(sessionId: string, input: TurnInput): Promise<Frame[]> {
   const frames: Frame[] = [];
@@ -107,7 +106,7 @@ describe('sessions through the client', () => {
 describe('turns through the client', () => {
   it('streams a text turn and reduces it to the stored conversation', async () => {
     const session = await easel.sessions.create();
-    const frames = await turn(session.id, { content: 'hello', client_msg_id: key() });
+    const frames = await turn(session.id, { content: 'hello', client_msg_id: clientMsgId('cli') });
     const state = reduceFrames(frames);
 
     expect(state.status).toBe('complete');
@@ -133,7 +132,7 @@ describe('turns through the client', () => {
     const state = reduceFrames(
       await turn(session.id, {
         content: 'a lighthouse',
-        client_msg_id: key(),
+        client_msg_id: clientMsgId('cli'),
         image: { force: true, aspect_ratio: '16:9' },
       }),
     );
@@ -169,7 +168,10 @@ describe('turns through the client', () => {
 
   it('throws typed pre-stream errors: 404, 400, 409', async () => {
     const missing = await failure(
-      turn('00000000-0000-0000-0000-000000000000', { content: 'x', client_msg_id: key() }),
+      turn('00000000-0000-0000-0000-000000000000', {
+        content: 'x',
+        client_msg_id: clientMsgId('cli'),
+      }),
     );
     expect([missing.status, missing.code]).toEqual([404, 'session_not_found']);
 
@@ -177,7 +179,7 @@ describe('turns through the client', () => {
     const invalid = await failure(turn(session.id, { content: 'x', client_msg_id: 'short' }));
     expect([invalid.status, invalid.code]).toEqual([400, 'invalid_payload']);
 
-    const id = key();
+    const id = clientMsgId('cli');
     await turn(session.id, { content: 'first', client_msg_id: id });
     const conflict = await failure(turn(session.id, { content: 'other', client_msg_id: id }));
     expect([conflict.status, conflict.code]).toEqual([409, 'idempotency_conflict']);
@@ -185,7 +187,7 @@ describe('turns through the client', () => {
 
   it('replays a finished turn with the same key', async () => {
     const session = await easel.sessions.create();
-    const input = { content: 'again', client_msg_id: key() };
+    const input = { content: 'again', client_msg_id: clientMsgId('cli') };
     const first = reduceFrames(await turn(session.id, input));
     const replay = reduceFrames(await turn(session.id, input));
     expect(replay.replayed).toBe(true);

@@ -7,7 +7,7 @@ import {
   startFakeUpstream,
 } from './harness/fake-upstream.js';
 import { startApp, type TestApp } from './harness/app.js';
-import { createSession, listMessages } from './harness/api.js';
+import { clientMsgId, createSession, listMessages } from './harness/api.js';
 import {
   eventually,
   frameOf,
@@ -21,12 +21,6 @@ import {
 let upstream: FakeUpstream;
 let app: TestApp;
 let token: string;
-let counter = 0;
-
-const key = (): string => `img-${Date.now().toString(36)}-${++counter}`;
-
-const all = framesOf;
-const one = frameOf;
 
 /** Frame types with runs of deltas folded, so orders read like the contract. */
 function shape(response: TurnResponse): string[] {
@@ -46,7 +40,7 @@ const run = (sessionId: string, body: unknown, options?: TurnOptions): Promise<T
 
 const forced = (content: string, image: Record<string, unknown> = {}) => ({
   content,
-  client_msg_id: key(),
+  client_msg_id: clientMsgId('img'),
   image: { force: true, ...image },
 });
 
@@ -88,11 +82,11 @@ describe('reply_text_image', () => {
     expect(response.frames.map((item) => item.id)).toEqual(
       response.frames.map((_, index) => index + 1),
     );
-    const id = one(response, 'meta').message_id;
-    expect(one(response, 'meta').action_type).toBe('reply_text_image');
+    const id = frameOf(response, 'meta').message_id;
+    expect(frameOf(response, 'meta').action_type).toBe('reply_text_image');
     for (const item of response.frames.slice(0, -1))
       expect(item.data).toMatchObject({ message_id: id });
-    expect(one(response, 'image_attempt')).toEqual({
+    expect(frameOf(response, 'image_attempt')).toEqual({
       type: 'image_attempt',
       message_id: id,
       model: 'p1',
@@ -100,12 +94,12 @@ describe('reply_text_image', () => {
       index: 1,
       total: 4,
     });
-    const image = one(response, 'image');
+    const image = frameOf(response, 'image');
     expect(image).toMatchObject({ mime: 'image/png', width: 64, height: 64, model: 'p1' });
     expect(image.image_prompt).toBe('A detailed picture of the subject');
     expect(image.data_url).toMatch(/^data:image\/png;base64,iVBORw0KGgo/);
     expect(image.generation_id).toMatch(/^gen-img-/);
-    expect(one(response, 'final')).toMatchObject({
+    expect(frameOf(response, 'final')).toMatchObject({
       message_ids: [id],
       action_type: 'reply_text_image',
     });
@@ -145,13 +139,13 @@ describe('reply_text_image', () => {
     const sessionId = await newSession();
     const response = await run(sessionId, forced('a fox'));
     expect(
-      all(response, 'image_attempt').map((a) => [a.model, a.variant, a.index, a.total]),
+      framesOf(response, 'image_attempt').map((a) => [a.model, a.variant, a.index, a.total]),
     ).toEqual([
       ['p1', 'composed', 1, 4],
       ['p1', 'original', 2, 4],
       ['p2', 'composed', 3, 4],
     ]);
-    expect(one(response, 'image').model).toBe('p2');
+    expect(frameOf(response, 'image').model).toBe('p2');
     expect(upstream.requests.filter((request) => request.type === 'image')).toHaveLength(3);
     const [assistant] = await history(sessionId);
     expect(assistant.image!.attempts.map((a) => [a.model, a.outcome, a.status ?? null])).toEqual([
@@ -179,7 +173,7 @@ describe('reply_text_image', () => {
       'image_failed',
       'final',
     ]);
-    expect(one(response, 'image_failed')).toMatchObject({ reason: 'chain_exhausted' });
+    expect(frameOf(response, 'image_failed')).toMatchObject({ reason: 'chain_exhausted' });
     const [assistant] = await history(sessionId);
     expect(assistant.status).toBe('complete');
     expect(assistant.image).toBeNull();
@@ -196,12 +190,12 @@ describe('reply_text_image', () => {
     upstream.script('p2', { kind: 'status', status: 503 });
     const response = await run(await newSession(), forced('a tree', { model: 'p2' }));
     expect(
-      all(response, 'image_attempt').map((a) => [a.model, a.variant, a.index, a.total]),
+      framesOf(response, 'image_attempt').map((a) => [a.model, a.variant, a.index, a.total]),
     ).toEqual([
       ['p2', 'single', 1, 2],
       ['p1', 'single', 2, 2],
     ]);
-    expect(one(response, 'image').model).toBe('p1');
+    expect(frameOf(response, 'image').model).toBe('p1');
   });
 });
 
@@ -217,17 +211,20 @@ describe('reply_image', () => {
       'done',
       'final',
     ]);
-    const x = one(response, 'image_pending').message_id;
+    const x = frameOf(response, 'image_pending').message_id;
     for (const item of response.frames.slice(0, -1))
       expect(item.data).toMatchObject({ message_id: x });
-    expect(one(response, 'meta')).toEqual({
+    expect(frameOf(response, 'meta')).toEqual({
       type: 'meta',
       message_id: x,
       action_type: 'reply_image',
       model: 'p1',
     });
-    expect(one(response, 'done')).toMatchObject({ truncated: false, usage: null });
-    expect(one(response, 'final')).toMatchObject({ message_ids: [x], action_type: 'reply_image' });
+    expect(frameOf(response, 'done')).toMatchObject({ truncated: false, usage: null });
+    expect(frameOf(response, 'final')).toMatchObject({
+      message_ids: [x],
+      action_type: 'reply_image',
+    });
     const [assistant] = await history(sessionId);
     expect(assistant).toMatchObject({
       id: x,
@@ -255,17 +252,17 @@ describe('reply_image', () => {
       'done',
       'final',
     ]);
-    const x = one(response, 'image_pending').message_id;
-    expect(one(response, 'image_failed')).toEqual({
+    const x = frameOf(response, 'image_pending').message_id;
+    expect(frameOf(response, 'image_failed')).toEqual({
       type: 'image_failed',
       message_id: x,
       reason: 'chain_exhausted',
     });
-    const y = one(response, 'meta').message_id;
+    const y = frameOf(response, 'meta').message_id;
     expect(y).not.toBe(x);
-    expect(one(response, 'meta').action_type).toBe('reply_text');
-    expect(one(response, 'done').message_id).toBe(y);
-    expect(one(response, 'final').message_ids).toEqual([y]);
+    expect(frameOf(response, 'meta').action_type).toBe('reply_text');
+    expect(frameOf(response, 'done').message_id).toBe(y);
+    expect(frameOf(response, 'final').message_ids).toEqual([y]);
 
     const stored = await history(sessionId);
     expect(stored.map((message) => message.id)).not.toContain(x);
@@ -293,8 +290,8 @@ describe('reply_image', () => {
     ]);
     const again = await run(sessionId, body);
     expect(types(again)).toEqual(['image_pending', 'image_failed', 'error']);
-    expect(one(again, 'image_failed')).toEqual(one(first, 'image_failed'));
-    expect(one(again, 'error')).toEqual(one(first, 'error'));
+    expect(frameOf(again, 'image_failed')).toEqual(frameOf(first, 'image_failed'));
+    expect(frameOf(again, 'error')).toEqual(frameOf(first, 'error'));
     expect((await history(sessionId)).map((message) => message.role)).toEqual(['user']);
   });
 
@@ -379,12 +376,12 @@ describe('replay and signed URLs', () => {
     const again = await run(sessionId, body);
     expect(upstream.requests.length).toBe(calls);
     expect(types(again)).toEqual(['meta', 'delta', 'done', 'image_pending', 'image', 'final']);
-    const before = one(first, 'image');
-    const after = one(again, 'image');
+    const before = frameOf(first, 'image');
+    const after = frameOf(again, 'image');
     expect(after.data_url).toBe(before.data_url);
     expect(new URL(after.url).pathname).toBe(new URL(before.url).pathname);
     expect({ ...after, url: '' }).toEqual({ ...before, url: '' });
-    expect(one(again, 'final')).toEqual({ ...one(first, 'final'), replayed: true });
+    expect(frameOf(again, 'final')).toEqual({ ...frameOf(first, 'final'), replayed: true });
   });
 
   it('replays a degraded reply_image turn with the same X and Y', async () => {
@@ -402,13 +399,13 @@ describe('replay and signed URLs', () => {
       'done',
       'final',
     ]);
-    expect(one(again, 'image_failed')).toEqual(one(first, 'image_failed'));
-    expect(one(again, 'meta')).toEqual(one(first, 'meta'));
+    expect(frameOf(again, 'image_failed')).toEqual(frameOf(first, 'image_failed'));
+    expect(frameOf(again, 'meta')).toEqual(frameOf(first, 'meta'));
   });
 
   it('refuses a tampered or expired signature with 403', async () => {
     const response = await run(await newSession(), forced('signed'));
-    const url = new URL(one(response, 'image').url);
+    const url = new URL(frameOf(response, 'image').url);
     const tampered = new URL(url);
     tampered.searchParams.set('sig', `${url.searchParams.get('sig')!.slice(0, -2)}xx`);
     const forbidden = await fetch(tampered);
@@ -432,10 +429,10 @@ describe('action planner', () => {
   ])('%s → %s', async (content, action) => {
     const response = await run(await newSession(), {
       content,
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('img'),
       image: {},
     });
-    expect(one(response, 'final').action_type).toBe(action);
+    expect(frameOf(response, 'final').action_type).toBe(action);
     expect(types(response).includes('image_pending')).toBe(action !== 'reply_text');
   });
 });
@@ -470,9 +467,9 @@ describe('image generation off', () => {
       disabled.baseUrl,
       await newSession(disabled, aliceToken),
       aliceToken,
-      { content: 'draw me a dog', client_msg_id: key(), image: { model: 'p1' } },
+      { content: 'draw me a dog', client_msg_id: clientMsgId('img'), image: { model: 'p1' } },
     );
-    expect(one(response, 'image_failed').reason).toBe('config_error');
+    expect(frameOf(response, 'image_failed').reason).toBe('config_error');
     expect(upstream.requests.filter((request) => request.type === 'image')).toHaveLength(0);
   });
 
@@ -484,7 +481,7 @@ describe('image generation off', () => {
       aliceToken,
       {
         content: 'draw me a cat',
-        client_msg_id: key(),
+        client_msg_id: clientMsgId('img'),
         image: {},
       },
     );
@@ -496,7 +493,7 @@ describe('image generation off', () => {
       'image_failed',
       'final',
     ]);
-    expect(one(response, 'image_failed').reason).toBe('config_error');
+    expect(frameOf(response, 'image_failed').reason).toBe('config_error');
     expect(upstream.requests.filter((request) => request.type === 'image')).toHaveLength(0);
   });
 });

@@ -1,4 +1,4 @@
-import { createSession } from './harness/api.js';
+import { clientMsgId, createSession } from './harness/api.js';
 import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
 import { startApp, type TestApp } from './harness/app.js';
 import { eventually, postTurn, types } from './harness/sse-client.js';
@@ -6,9 +6,6 @@ import { eventually, postTurn, types } from './harness/sse-client.js';
 let upstream: FakeUpstream;
 let app: TestApp;
 let token: string;
-let counter = 0;
-
-const key = (): string => `metrics-${Date.now().toString(36)}-${++counter}`;
 
 /** `name{label="value",…}` (labels sorted) → value, from the Prometheus text format. */
 type Samples = Map<string, number>;
@@ -96,7 +93,7 @@ it('counts turns, image attempts, latencies and open streams as turns run', asyn
       'content-type': 'application/json',
       'x-request-id': 'turn-text-1',
     },
-    body: JSON.stringify({ content: 'hello', client_msg_id: key() }),
+    body: JSON.stringify({ content: 'hello', client_msg_id: clientMsgId('metrics') }),
   });
   expect(text.headers.get('x-request-id')).toBe('turn-text-1');
   expect(await text.text()).toContain('"type":"final"');
@@ -106,7 +103,7 @@ it('counts turns, image attempts, latencies and open streams as turns run', asyn
   upstream.script('img/a', { kind: 'status', status: 500 });
   const image = await postTurn(app.baseUrl, sessionId, token, {
     content: 'a lighthouse',
-    client_msg_id: key(),
+    client_msg_id: clientMsgId('metrics'),
     image: { force: true },
   });
   expect(types(image)).toContain('image');
@@ -119,7 +116,7 @@ it('counts turns, image attempts, latencies and open streams as turns run', asyn
     app.baseUrl,
     sessionId,
     token,
-    { content: 'a slow one', client_msg_id: key() },
+    { content: 'a slow one', client_msg_id: clientMsgId('metrics') },
     { onFrame: (_frame, disconnect) => (client.leave ??= disconnect) },
   );
   await eventually(

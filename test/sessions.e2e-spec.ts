@@ -6,14 +6,13 @@ import type { MessageDto, MessagePageDto } from '../src/chat/sessions/dto/messag
 import type { SessionDto, SessionPageDto } from '../src/chat/sessions/dto/session.dto.js';
 import { DatabaseClient } from '../src/database/database.client.js';
 import { images, messages, turns } from '../src/database/schema.js';
+import { clientMsgId } from './harness/api.js';
 import { startApp, TEST_SECRET, type TestApp } from './harness/app.js';
 import { frameOf, postTurn, type TurnResponse, types } from './harness/sse-client.js';
 
 let t: TestApp;
 let alice: string;
-let counter = 0;
 
-const key = (): string => `sess-${Date.now().toString(36)}-${++counter}`;
 const api = () => request(t.app.getHttpServer());
 const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
@@ -269,8 +268,8 @@ describe('message history', () => {
   beforeAll(async () => {
     sessionId = (await createSession(alice, { title: 'history' })).id;
     for (const content of ['first question', 'second question', 'third question']) {
-      const clientMsgId = key();
-      const response = await turn(sessionId, { content, client_msg_id: clientMsgId });
+      const messageKey = clientMsgId('sess');
+      const response = await turn(sessionId, { content, client_msg_id: messageKey });
       const final = frameOf(response, 'final');
       expect(final.message_ids).toHaveLength(1);
       const text = response.frames
@@ -281,7 +280,7 @@ describe('message history', () => {
         assistantId: final.message_ids[0],
         text,
         content,
-        key: clientMsgId,
+        key: messageKey,
       });
     }
   });
@@ -380,7 +379,7 @@ describe('message history', () => {
 
   it('`before` naming a message of another session → 400', async () => {
     const other = await createSession(alice);
-    await turn(other.id, { content: 'elsewhere', client_msg_id: key() });
+    await turn(other.id, { content: 'elsewhere', client_msg_id: clientMsgId('sess') });
     const [foreign] = (await history(other.id)).items;
     expectError(
       await api()
@@ -396,10 +395,10 @@ describe('message history', () => {
 describe('DELETE /v1/sessions/:session_id', () => {
   it('answers 204, then the session, its messages, turns and images are gone (404)', async () => {
     const session = await createSession(alice, { title: 'doomed' });
-    await turn(session.id, { content: 'a text turn', client_msg_id: key() });
+    await turn(session.id, { content: 'a text turn', client_msg_id: clientMsgId('sess') });
     const drawn = await turn(session.id, {
       content: 'draw a lighthouse',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('sess'),
       image: { force: true },
     });
     const imageUrl = local(frameOf(drawn, 'image').url);
@@ -435,7 +434,7 @@ describe('DELETE /v1/sessions/:session_id', () => {
     );
     const again = await postTurn(t.baseUrl, session.id, alice, {
       content: 'still there?',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('sess'),
     });
     expect(again.status).toBe(404);
     expect(again.json).toEqual(expect.objectContaining({ code: 'session_not_found' }));
@@ -467,7 +466,7 @@ describe('authentication', () => {
         api()
           .post(`/v1/sessions/${sessionId}/turns`)
           .set(h)
-          .send({ content: 'hi', client_msg_id: key() }),
+          .send({ content: 'hi', client_msg_id: clientMsgId('sess') }),
     ],
     [
       'POST …/messages/:mid/image',
@@ -561,7 +560,7 @@ describe("another user's session", () => {
     session = await createSession(alice, { title: "alice's" });
     const drawn = await turn(session.id, {
       content: 'a quiet harbour',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('sess'),
       image: { force: true },
     });
     imageMessageId = frameOf(drawn, 'image').message_id;
@@ -586,7 +585,7 @@ describe("another user's session", () => {
   it('POST …/turns answers 404 session_not_found as JSON, before any stream', async () => {
     const response = await postTurn(t.baseUrl, session.id, bob, {
       content: 'let me in',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('sess'),
     });
     expect(response.status).toBe(404);
     expect(response.contentType).toMatch(/^application\/json/);
@@ -647,12 +646,15 @@ describe('image write-back and signed image URLs', () => {
 
   beforeAll(async () => {
     sessionId = (await createSession(alice, { title: 'pictures' })).id;
-    const text = await turn(sessionId, { content: 'just talk to me', client_msg_id: key() });
+    const text = await turn(sessionId, {
+      content: 'just talk to me',
+      client_msg_id: clientMsgId('sess'),
+    });
     textMessageId = frameOf(text, 'final').message_ids[0];
     userMessageId = frameOf(text, 'final').user_message_id;
     drawn = await turn(sessionId, {
       content: 'paint a wide mountain lake at dawn',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('sess'),
       image: { force: true, aspect_ratio: '16:9' },
     });
     imageMessageId = frameOf(drawn, 'image').message_id;

@@ -1,11 +1,10 @@
-import { createSession } from './harness/api.js';
+import { clientMsgId, createSession } from './harness/api.js';
 import { performance } from 'node:perf_hooks';
 import type { Frame } from '../src/chat/turns/frames.js';
 import {
   bounded,
   buildServer,
   type ChildServer,
-  clientMsgId,
   freshStore,
   httpGet,
   type ServerStore,

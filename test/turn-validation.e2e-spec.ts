@@ -5,6 +5,7 @@ import type { Frame } from '../src/chat/turns/frames.js';
 import { DatabaseClient } from '../src/database/database.client.js';
 import type { ActionType } from '../src/contract/index.js';
 import { messages, turns } from '../src/database/schema.js';
+import { clientMsgId } from './harness/api.js';
 import { startApp, type TestApp } from './harness/app.js';
 
 /**
@@ -16,11 +17,8 @@ import { startApp, type TestApp } from './harness/app.js';
 
 let t: TestApp;
 let token: string;
-let counter = 0;
 /** One socket reused for every request, as a browser would. */
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-
-const uniqueKey = (): string => `tv-${Date.now().toString(36)}-${(++counter).toString(36)}`;
 
 interface Reply {
   readonly status: number;
@@ -353,7 +351,7 @@ describe('the limits are inclusive (controls for the cases above)', () => {
   ];
 
   it.each(accepted)('%s streams to final', async (_, overrides, actionType) => {
-    const body = { content: 'limits', client_msg_id: uniqueKey(), ...overrides };
+    const body = { content: 'limits', client_msg_id: clientMsgId('tv'), ...overrides };
     const image = overrides.image as { reference_image_url?: string } | undefined;
     if (image?.reference_image_url) expect(image.reference_image_url).toHaveLength(2048);
     const before = (await rowsOf(sessionId))[0];
@@ -550,7 +548,7 @@ function bodyOf(c: TurnCase): string {
   if (c.clientMsgId.value !== undefined) {
     entries.push([
       'client_msg_id',
-      c.clientMsgId.value === UNIQUE ? uniqueKey() : c.clientMsgId.value,
+      c.clientMsgId.value === UNIQUE ? clientMsgId('tv') : c.clientMsgId.value,
     ]);
   }
   if (c.image.value !== undefined) entries.push(['image', c.image.value]);
@@ -573,7 +571,7 @@ const validTurnJson = fc
     content: fc.string({ minLength: 1, maxLength: 100 }).filter((text) => text.trim() !== ''),
     image: fc.option(fc.record({ force: fc.boolean() }), { nil: undefined }),
   })
-  .map((body) => () => JSON.stringify({ ...body, client_msg_id: uniqueKey() }));
+  .map((body) => () => JSON.stringify({ ...body, client_msg_id: clientMsgId('tv') }));
 
 describe('property: random turn bodies', () => {
   /** Kept modest so the file stays well under a minute with the demo provider at 0 delay. */
@@ -697,7 +695,7 @@ describe('property: random turn bodies', () => {
         fetch(`${t.baseUrl}/v1/sessions/${sessionId}/turns`, {
           method: 'POST',
           headers: { authorization: `Bearer ${token}`, 'content-type': JSON_CT },
-          body: JSON.stringify({ content: 'still alive?', client_msg_id: uniqueKey() }),
+          body: JSON.stringify({ content: 'still alive?', client_msg_id: clientMsgId('tv') }),
         }).then(async (response) => ({
           status: response.status,
           contentType: response.headers.get('content-type') ?? '',

@@ -4,7 +4,7 @@ import {
   startFakeUpstream,
 } from './harness/fake-upstream.js';
 import { startApp, type TestApp } from './harness/app.js';
-import { createSession, listMessages } from './harness/api.js';
+import { clientMsgId, createSession, listMessages } from './harness/api.js';
 import { eventually, frameOf, postTurn, type TurnResponse, types } from './harness/sse-client.js';
 import type { MessageDto } from '../src/chat/sessions/dto/message.dto.js';
 import type { Frame } from '../src/chat/turns/frames.js';
@@ -12,15 +12,11 @@ import type { Frame } from '../src/chat/turns/frames.js';
 let upstream: FakeUpstream;
 let app: TestApp;
 let token: string;
-let counter = 0;
-
-const key = (): string => `key-${Date.now().toString(36)}-${++counter}`;
 
 const newSession = (userToken = token, body: Record<string, unknown> = {}): Promise<string> =>
   createSession(app.baseUrl, userToken, body);
 const history = (sessionId: string, userToken = token): Promise<MessageDto[]> =>
   listMessages(app.baseUrl, sessionId, userToken);
-const frame = frameOf;
 
 beforeAll(async () => {
   upstream = await startFakeUpstream();
@@ -48,7 +44,7 @@ describe('reply_text', () => {
     const sessionId = await newSession();
     const response = await postTurn(app.baseUrl, sessionId, token, {
       content: 'hello',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('key'),
     });
 
     expect(response.status).toBe(200);
@@ -64,7 +60,7 @@ describe('reply_text', () => {
       response.frames.map((_, index) => index + 1),
     );
 
-    const meta = frame(response, 'meta');
+    const meta = frameOf(response, 'meta');
     expect(meta).toEqual({
       type: 'meta',
       message_id: meta.message_id,
@@ -76,7 +72,7 @@ describe('reply_text', () => {
       .map((item) => (item.data as Extract<Frame, { type: 'delta' }>).content)
       .join('');
     expect(text).toBe(FAKE_DEFAULT_CHUNKS.join(''));
-    const done = frame(response, 'done');
+    const done = frameOf(response, 'done');
     expect(done.truncated).toBe(false);
     expect(done.usage).toEqual({
       prompt_tokens: 12,
@@ -84,7 +80,7 @@ describe('reply_text', () => {
       total_tokens: 12 + FAKE_DEFAULT_CHUNKS.length,
     });
     expect(done.generation_id).toBe(upstream.requests[0].generationId);
-    const final = frame(response, 'final');
+    const final = frameOf(response, 'final');
     expect(final.message_ids).toEqual([meta.message_id]);
     expect(final.replayed).toBe(false);
     expect(final.action_type).toBe('reply_text');
@@ -101,11 +97,11 @@ describe('reply_text', () => {
     const sessionId = await newSession(token, { system_prompt: 'Be brief.' });
     await postTurn(app.baseUrl, sessionId, token, {
       content: 'first question',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('key'),
     });
     await postTurn(app.baseUrl, sessionId, token, {
       content: 'second question',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('key'),
     });
     expect(upstream.requests[1].body.messages).toEqual([
       { role: 'system', content: 'Be brief.' },
@@ -120,11 +116,11 @@ describe('reply_text', () => {
     const sessionId = await newSession();
     const response = await postTurn(app.baseUrl, sessionId, token, {
       content: 'hi',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('key'),
     });
 
     expect(types(response)[0]).toBe('meta');
-    expect(frame(response, 'meta').model).toBe('m2');
+    expect(frameOf(response, 'meta').model).toBe('m2');
     expect(types(response).at(-1)).toBe('final');
     expect(upstream.requests.map((request) => request.model)).toEqual(['m1', 'm2']);
     expect((await history(sessionId))[0].model).toBe('m2');
@@ -136,16 +132,16 @@ describe('reply_text', () => {
     const sessionId = await newSession();
     const response = await postTurn(app.baseUrl, sessionId, token, {
       content: 'hi',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('key'),
     });
 
     expect(types(response)).toEqual(['error']);
     expect(response.frames[0].id).toBe(1);
-    expect(frame(response, 'error')).toMatchObject({
+    expect(frameOf(response, 'error')).toMatchObject({
       code: 'upstream_unavailable',
       retryable: true,
     });
-    expect(frame(response, 'error').user_message).toEqual(expect.any(String));
+    expect(frameOf(response, 'error').user_message).toEqual(expect.any(String));
   });
 
   it('reports rate_limited when every chat model answers 429', async () => {
@@ -153,10 +149,10 @@ describe('reply_text', () => {
     upstream.script('m2', { kind: 'status', status: 429 });
     const response = await postTurn(app.baseUrl, await newSession(), token, {
       content: 'hi',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('key'),
     });
     expect(types(response)).toEqual(['error']);
-    expect(frame(response, 'error')).toMatchObject({ code: 'rate_limited', retryable: true });
+    expect(frameOf(response, 'error')).toMatchObject({ code: 'rate_limited', retryable: true });
   });
 
   it('ends a reply cut mid-stream with done(truncated) → error, and stores the partial text as failed', async () => {
@@ -164,12 +160,12 @@ describe('reply_text', () => {
     const sessionId = await newSession();
     const response = await postTurn(app.baseUrl, sessionId, token, {
       content: 'hi',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('key'),
     });
 
     expect(types(response)).toEqual(['meta', 'delta', 'delta', 'done', 'error']);
-    expect(frame(response, 'done').truncated).toBe(true);
-    expect(frame(response, 'error').code).toBe('upstream_unavailable');
+    expect(frameOf(response, 'done').truncated).toBe(true);
+    expect(frameOf(response, 'error').code).toBe('upstream_unavailable');
     // No fallback once text has been sent: the client already shows m1's words.
     expect(upstream.requests).toHaveLength(1);
     const [assistant] = await history(sessionId);
@@ -185,10 +181,10 @@ describe('reply_text', () => {
     });
     const response = await postTurn(app.baseUrl, await newSession(), token, {
       content: 'hi',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('key'),
     });
     expect(types(response)).toEqual(['meta', 'delta', 'done', 'error']);
-    expect(frame(response, 'done').truncated).toBe(true);
+    expect(frameOf(response, 'done').truncated).toBe(true);
   });
 
   it('times the turn out: done(truncated) → error(timeout), and the stalled upstream call is closed', async () => {
@@ -197,12 +193,12 @@ describe('reply_text', () => {
     const started = performance.now();
     const response = await postTurn(app.baseUrl, sessionId, token, {
       content: 'hi',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('key'),
     });
 
     expect(performance.now() - started).toBeGreaterThanOrEqual(1400);
     expect(types(response)).toEqual(['meta', 'delta', 'delta', 'done', 'error']);
-    expect(frame(response, 'error')).toMatchObject({ code: 'timeout', retryable: true });
+    expect(frameOf(response, 'error')).toMatchObject({ code: 'timeout', retryable: true });
     // Pings kept the quiet connection alive while the upstream stalled.
     expect(response.comments).toContain('ping');
     await upstream.requests[0].closed;
@@ -218,13 +214,13 @@ describe('cancellation', () => {
     const chunks = Array.from({ length: 40 }, (_, index) => `w${index} `);
     upstream.script('m1', { kind: 'stream', chunks, delayMs: 40 });
     const sessionId = await newSession();
-    const clientMsgId = key();
+    const messageKey = clientMsgId('key');
     let disconnectedAt = 0;
     const response = await postTurn(
       app.baseUrl,
       sessionId,
       token,
-      { content: 'long one', client_msg_id: clientMsgId },
+      { content: 'long one', client_msg_id: messageKey },
       {
         onFrame: (received, disconnect) => {
           if (received.data.type === 'delta' && received.id === 3) {
@@ -252,10 +248,10 @@ describe('cancellation', () => {
     upstream.script('m1', { kind: 'stream' });
     const rerun = await postTurn(app.baseUrl, sessionId, token, {
       content: 'long one',
-      client_msg_id: clientMsgId,
+      client_msg_id: messageKey,
     });
     expect(types(rerun).at(-1)).toBe('final');
-    expect(frame(rerun, 'final').replayed).toBe(false);
+    expect(frameOf(rerun, 'final').replayed).toBe(false);
     const after = await history(sessionId);
     expect(after.map((message) => [message.role, message.status])).toEqual([
       ['assistant', 'complete'],
@@ -267,7 +263,7 @@ describe('cancellation', () => {
 describe('idempotency and replay', () => {
   it('replays a finished turn from the database without calling the upstream', async () => {
     const sessionId = await newSession();
-    const body = { content: 'replay me', client_msg_id: key() };
+    const body = { content: 'replay me', client_msg_id: clientMsgId('key') };
     const first = await postTurn(app.baseUrl, sessionId, token, body);
     const calls = upstream.requests.length;
 
@@ -275,30 +271,30 @@ describe('idempotency and replay', () => {
     expect(upstream.requests.length).toBe(calls);
     expect(types(again)).toEqual(['meta', 'delta', 'done', 'final']);
     expect(again.frames.map((item) => item.id)).toEqual([1, 2, 3, 4]);
-    const meta = frame(again, 'meta');
-    expect(meta).toEqual(frame(first, 'meta'));
-    expect(frame(again, 'delta').content).toBe(FAKE_DEFAULT_CHUNKS.join(''));
-    expect(frame(again, 'done')).toEqual(frame(first, 'done'));
-    expect(frame(again, 'final')).toEqual({ ...frame(first, 'final'), replayed: true });
+    const meta = frameOf(again, 'meta');
+    expect(meta).toEqual(frameOf(first, 'meta'));
+    expect(frameOf(again, 'delta').content).toBe(FAKE_DEFAULT_CHUNKS.join(''));
+    expect(frameOf(again, 'done')).toEqual(frameOf(first, 'done'));
+    expect(frameOf(again, 'final')).toEqual({ ...frameOf(first, 'final'), replayed: true });
   });
 
   it('replays a failed turn with its partial text and the same error', async () => {
     upstream.script('m1', { kind: 'cut', chunks: ['Half', ' way', ' x'], afterChunks: 2 });
     const sessionId = await newSession();
-    const body = { content: 'fail me', client_msg_id: key() };
+    const body = { content: 'fail me', client_msg_id: clientMsgId('key') };
     const first = await postTurn(app.baseUrl, sessionId, token, body);
     const again = await postTurn(app.baseUrl, sessionId, token, body);
     expect(types(again)).toEqual(['meta', 'delta', 'done', 'error']);
-    expect(frame(again, 'delta').content).toBe('Half way');
-    expect(frame(again, 'done').truncated).toBe(true);
-    expect(frame(again, 'error')).toEqual(frame(first, 'error'));
+    expect(frameOf(again, 'delta').content).toBe('Half way');
+    expect(frameOf(again, 'done').truncated).toBe(true);
+    expect(frameOf(again, 'error')).toEqual(frameOf(first, 'error'));
     expect(upstream.requests).toHaveLength(1);
   });
 
   it('answers 409 duplicate_in_progress while the turn runs and 409 idempotency_conflict for other content', async () => {
     upstream.script('m1', { kind: 'stall', afterChunks: 1 });
     const sessionId = await newSession();
-    const body = { content: 'slow', client_msg_id: key() };
+    const body = { content: 'slow', client_msg_id: clientMsgId('key') };
     let checks: Promise<[TurnResponse, TurnResponse]> | null = null;
     await postTurn(app.baseUrl, sessionId, token, body, {
       onFrame: (received, disconnect) => {
@@ -342,7 +338,7 @@ describe('limits and access', () => {
         app.baseUrl,
         sessionId,
         bob,
-        { content: 'hold', client_msg_id: key() },
+        { content: 'hold', client_msg_id: clientMsgId('key') },
         {
           onFrame: (received, disconnect) => {
             if (received.data.type !== 'meta') return;
@@ -355,14 +351,14 @@ describe('limits and access', () => {
     await allOpen;
     const fourth = await postTurn(app.baseUrl, sessionId, bob, {
       content: 'one more',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('key'),
     });
     expect(fourth.status).toBe(429);
     expect(fourth.json).toMatchObject({ code: 'rate_limited', message: expect.any(String) });
     // Other users are not affected.
     const other = await postTurn(app.baseUrl, await newSession(), token, {
       content: 'hi',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('key'),
     });
     expect(other.status).toBe(200);
 
@@ -372,7 +368,7 @@ describe('limits and access', () => {
     const retry = await eventually(async () => {
       const attempt = await postTurn(app.baseUrl, sessionId, bob, {
         content: 'again',
-        client_msg_id: key(),
+        client_msg_id: clientMsgId('key'),
       });
       return attempt.status === 200 ? attempt : null;
     });
@@ -381,7 +377,7 @@ describe('limits and access', () => {
 
   it('answers 401 without a token and with a bad one, and 404 for another user', async () => {
     const sessionId = await newSession();
-    const body = { content: 'hi', client_msg_id: key() };
+    const body = { content: 'hi', client_msg_id: clientMsgId('key') };
     const none = await fetch(`${app.baseUrl}/v1/sessions/${sessionId}/turns`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -402,7 +398,7 @@ describe('limits and access', () => {
     const sessionId = await newSession();
     const response = await postTurn(app.baseUrl, sessionId, token, {
       content: '   ',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('key'),
     });
     expect(response.status).toBe(400);
     expect(response.json).toMatchObject({ code: 'invalid_payload' });

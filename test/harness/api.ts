@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { MessageDto } from '../../src/chat/sessions/dto/message.dto.js';
 
 const json = (token: string): Record<string, string> => ({
@@ -31,4 +32,9 @@ export async function listMessages(
   });
   expect(response.status).toBe(200);
   return ((await response.json()) as { items: MessageDto[] }).items;
+}
+
+/** A unique idempotency key (`client_msg_id`). */
+export function clientMsgId(prefix: string): string {
+  return `${prefix}-${randomBytes(6).toString('hex')}`;
 }

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import {
   cp,
@@ -295,9 +295,4 @@ export async function bounded<T>(promise: Promise<T>, ms: number, what: string):
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** A unique idempotency key. */
-export function clientMsgId(prefix: string): string {
-  return `${prefix}-${randomBytes(6).toString('hex')}`;
 }
