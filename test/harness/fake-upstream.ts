@@ -43,6 +43,8 @@ export type ChatScript =
       delayMs?: number;
       splitBytes?: number;
       completed?: boolean;
+      /** Partials (by partial_image_index) sent as something else: not an image, or 8 KiB too big. */
+      badPartials?: Readonly<Record<number, 'garbage' | 'huge'>>;
     }
   /** Images API stream: `afterPartials` partial events (default 1), then an `event: error`. */
   | { kind: 'partial-then-error'; afterPartials?: number; code?: string; message?: string }
@@ -427,21 +429,34 @@ class Answer {
 
   private partialEvents(
     count: number,
-    step: { mime?: string; width?: number; height?: number },
+    step: {
+      mime?: string;
+      width?: number;
+      height?: number;
+      badPartials?: Readonly<Record<number, 'garbage' | 'huge'>>;
+    },
   ): string[] {
     const format = step.mime === 'image/jpeg' ? 'jpeg' : 'png';
-    return Array.from({ length: count }, (_, i) =>
-      this.imagesEvent('partial_image', {
-        b64_json: this.imageBytes({
-          ...step,
-          // Coarse to fine, like the real thing.
-          width: Math.max(1, Math.round((step.width ?? 64) / 2 ** (count - i))),
-          height: Math.max(1, Math.round((step.height ?? 64) / 2 ** (count - i))),
-        }).toString('base64'),
+    return Array.from({ length: count }, (_, i) => {
+      const image = this.imageBytes({
+        ...step,
+        // Coarse to fine, like the real thing.
+        width: Math.max(1, Math.round((step.width ?? 64) / 2 ** (count - i))),
+        height: Math.max(1, Math.round((step.height ?? 64) / 2 ** (count - i))),
+      });
+      const bad = step.badPartials?.[i];
+      const bytes =
+        bad === 'garbage'
+          ? Buffer.from('not a picture at all')
+          : bad === 'huge'
+            ? Buffer.concat([image, Buffer.alloc(8192)])
+            : image;
+      return this.imagesEvent('partial_image', {
+        b64_json: bytes.toString('base64'),
         partial_image_index: i,
         output_format: format,
-      }),
-    );
+      });
+    });
   }
 
   /** Writes `text` at once, or in `splitBytes` pieces a millisecond apart. */
