@@ -1,4 +1,7 @@
 /** The seam between Easel and a chat model vendor. Implementations: openai-compatible and demo. */
+import type { Usage } from '../contract/index.js';
+
+export type { Usage };
 
 export { ProviderError, type ProviderErrorKind } from './provider-error.js';
 export type { AspectRatio } from './image-provider.js';
@@ -8,11 +11,6 @@ export interface ChatMessage {
   readonly content: string;
 }
 
-export interface Usage {
-  readonly prompt_tokens: number;
-  readonly completion_tokens: number;
-  readonly total_tokens: number;
-}
 
 export interface ChatRequest {
   readonly model: string;
