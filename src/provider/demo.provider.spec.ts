@@ -1,23 +1,10 @@
 import { inflateSync } from 'node:zlib';
 import { DEMO_FLAKY_IMAGE_MODEL, DemoProvider } from './demo.provider.js';
 import type { AspectRatio, ImageEvent, ImageRequest } from './image-provider.js';
-import { ProviderError, type ChatChunk, type ChatMessage } from './llm-provider.js';
+import { ProviderError, type ChatMessage } from './llm-provider.js';
+import { collect, iterate, textOf } from '../../test/harness/provider-calls.js';
 
 const signal = (): AbortSignal => new AbortController().signal;
-
-function iterate(iterable: AsyncIterable<ChatChunk>): AsyncIterator<ChatChunk> {
-  return iterable[Symbol.asyncIterator]();
-}
-
-async function collect(iterable: AsyncIterable<ChatChunk>): Promise<ChatChunk[]> {
-  const chunks: ChatChunk[] = [];
-  for await (const chunk of iterable) chunks.push(chunk);
-  return chunks;
-}
-
-function textOf(chunks: readonly ChatChunk[]): string {
-  return chunks.map((c) => (c.type === 'delta' ? c.content : '')).join('');
-}
 
 function pngSize(dataUrl: string): { width: number; height: number } {
   const prefix = 'data:image/png;base64,';

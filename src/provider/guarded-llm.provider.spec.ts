@@ -1,28 +1,13 @@
 import { startFakeUpstream, type FakeUpstream } from '../../test/harness/fake-upstream.js';
+import { collectUntilError, textOf } from '../../test/harness/provider-calls.js';
 import { hasUnstorableText } from '../common/text.js';
 import { GuardedLlmProvider } from './guarded-llm.provider.js';
-import { ProviderError, type ChatChunk, type ChatRequest } from './llm-provider.js';
+import { ProviderError, type ChatRequest } from './llm-provider.js';
 import { OpenAiCompatibleProvider } from './openai-compatible.provider.js';
 
 const MODEL = 'vendor/chat-model';
 const FIRST_TOKEN_MS = 150;
 const IDLE_MS = 120;
-
-async function collectUntilError(
-  iterable: AsyncIterable<ChatChunk>,
-): Promise<{ chunks: ChatChunk[]; error: unknown }> {
-  const chunks: ChatChunk[] = [];
-  try {
-    for await (const chunk of iterable) chunks.push(chunk);
-  } catch (error) {
-    return { chunks, error };
-  }
-  return { chunks, error: null };
-}
-
-function text(chunks: readonly ChatChunk[]): string {
-  return chunks.map((c) => (c.type === 'delta' ? c.content : '')).join('');
-}
 
 describe('GuardedLlmProvider over the openai-compatible provider and the fake upstream', () => {
   let upstream: FakeUpstream;
@@ -81,7 +66,7 @@ describe('GuardedLlmProvider over the openai-compatible provider and the fake up
       upstream.script(MODEL, { kind: 'stall', afterChunks: 2 });
       const { chunks, error } = await collectUntilError(provider.streamChat(chat()));
       const failedAt = performance.now();
-      expect(text(chunks)).toBe('Hello from');
+      expect(textOf(chunks)).toBe('Hello from');
       expect(error).toMatchObject({ kind: 'timeout' });
       expect((error as Error).message).toContain('CHAT_IDLE_TIMEOUT_MS');
       expect((await upstream.requests[0].socketClosed) - failedAt).toBeLessThan(100);
@@ -127,7 +112,7 @@ describe('GuardedLlmProvider over the openai-compatible provider and the fake up
       });
       const { chunks, error } = await collectUntilError(provider.streamChat(chat()));
       expect(error).toBeNull();
-      expect(text(chunks)).toBe('abc\uD83D\uDE00de\uFFFDf\uFFFD');
+      expect(textOf(chunks)).toBe('abc\uD83D\uDE00de\uFFFDf\uFFFD');
       expect(chunks.at(-1)?.type).toBe('end');
       for (const chunk of chunks) {
         if (chunk.type === 'delta') expect(hasUnstorableText(chunk.content)).toBe(false);

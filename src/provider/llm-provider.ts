@@ -11,7 +11,6 @@ export interface ChatMessage {
   readonly content: string;
 }
 
-
 export interface ChatRequest {
   readonly model: string;
   readonly messages: readonly ChatMessage[];

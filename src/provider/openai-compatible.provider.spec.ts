@@ -6,35 +6,18 @@ import {
   startFakeUpstream,
   type FakeUpstream,
 } from '../../test/harness/fake-upstream.js';
+import {
+  collect,
+  collectUntilError,
+  imageRequest,
+  iterate,
+} from '../../test/harness/provider-calls.js';
 import type { ImageEvent, ImageRequest } from './image-provider.js';
 import { ProviderError, type ChatChunk, type ChatRequest } from './llm-provider.js';
 import { OpenAiCompatibleProvider } from './openai-compatible.provider.js';
 
 const MODEL = 'vendor/chat-model';
 const IMAGE_MODEL = 'vendor/image-model';
-
-function iterate(iterable: AsyncIterable<ChatChunk>): AsyncIterator<ChatChunk> {
-  return iterable[Symbol.asyncIterator]();
-}
-
-async function collect(iterable: AsyncIterable<ChatChunk>): Promise<ChatChunk[]> {
-  const chunks: ChatChunk[] = [];
-  for await (const chunk of iterable) chunks.push(chunk);
-  return chunks;
-}
-
-/** Consumes a stream, keeping the chunks that arrived before it failed. */
-async function collectUntilError(
-  iterable: AsyncIterable<ChatChunk>,
-): Promise<{ chunks: ChatChunk[]; error: unknown }> {
-  const chunks: ChatChunk[] = [];
-  try {
-    for await (const chunk of iterable) chunks.push(chunk);
-  } catch (error) {
-    return { chunks, error };
-  }
-  return { chunks, error: null };
-}
 
 function deltas(chunks: readonly ChatChunk[]): string[] {
   return chunks.flatMap((c) => (c.type === 'delta' ? [c.content] : []));
@@ -76,15 +59,8 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
     ...overrides,
   });
 
-  const image = (overrides: Partial<ImageRequest> = {}): ImageRequest => ({
-    model: IMAGE_MODEL,
-    prompt: 'a red fox in the snow',
-    aspectRatio: null,
-    referenceImageUrl: null,
-    partialImages: 0,
-    signal: new AbortController().signal,
-    ...overrides,
-  });
+  const image = (overrides: Partial<ImageRequest> = {}): ImageRequest =>
+    imageRequest(IMAGE_MODEL, overrides);
 
   beforeAll(async () => {
     upstream = await startFakeUpstream();

@@ -1,4 +1,5 @@
 import { startFakeUpstream, type FakeUpstream } from '../../test/harness/fake-upstream.js';
+import { imageRequest } from '../../test/harness/provider-calls.js';
 import type { ImageEvent, ImageRequest } from './image-provider.js';
 import { ProviderError } from './llm-provider.js';
 import { OpenAiImagesProvider } from './openai-images.provider.js';
@@ -31,15 +32,8 @@ describe('OpenAiImagesProvider against the fake upstream', () => {
   let upstream: FakeUpstream;
   let provider: OpenAiImagesProvider;
 
-  const request = (overrides: Partial<ImageRequest> = {}): ImageRequest => ({
-    model: MODEL,
-    prompt: 'a red fox in the snow',
-    aspectRatio: null,
-    referenceImageUrl: null,
-    partialImages: 0,
-    signal: new AbortController().signal,
-    ...overrides,
-  });
+  const request = (overrides: Partial<ImageRequest> = {}): ImageRequest =>
+    imageRequest(MODEL, overrides);
 
   beforeAll(async () => {
     upstream = await startFakeUpstream();
