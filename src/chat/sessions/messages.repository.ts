@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { and, asc, desc, eq, inArray, lt, ne, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, ne, sql } from 'drizzle-orm';
 import { DatabaseClient, type Executor } from '../../database/database.client.js';
+import { newestFirst } from '../../database/paging.js';
 import { messages } from '../../database/schema.js';
 import { ImagesRepository, type NewImage } from '../../images/images.repository.js';
 
@@ -78,15 +79,12 @@ export class MessagesRepository {
 
   /** Newest first, one extra row to tell if a next page exists. */
   list(sessionId: string, limit: number, beforeSeq: number | null): Promise<MessageRow[]> {
+    const page = newestFirst(messages.seq, eq(messages.sessionId, sessionId), beforeSeq);
     return this.database.db
       .select()
       .from(messages)
-      .where(
-        beforeSeq === null
-          ? eq(messages.sessionId, sessionId)
-          : and(eq(messages.sessionId, sessionId), lt(messages.seq, beforeSeq)),
-      )
-      .orderBy(desc(messages.seq))
+      .where(page.where)
+      .orderBy(page.orderBy)
       .limit(limit + 1);
   }
 

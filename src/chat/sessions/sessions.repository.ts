@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { and, desc, eq, lt, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { DatabaseClient, type Executor } from '../../database/database.client.js';
+import { newestFirst } from '../../database/paging.js';
 import { sessions } from '../../database/schema.js';
 
 export type SessionRow = typeof sessions.$inferSelect;
@@ -38,15 +39,12 @@ export class SessionsRepository {
 
   /** Newest first; `beforeSeq` is the cursor. Fetches one extra row to tell if a next page exists. */
   list(userId: string, limit: number, beforeSeq: number | null): Promise<SessionRow[]> {
+    const page = newestFirst(sessions.seq, eq(sessions.userId, userId), beforeSeq);
     return this.database.db
       .select()
       .from(sessions)
-      .where(
-        beforeSeq === null
-          ? eq(sessions.userId, userId)
-          : and(eq(sessions.userId, userId), lt(sessions.seq, beforeSeq)),
-      )
-      .orderBy(desc(sessions.seq))
+      .where(page.where)
+      .orderBy(page.orderBy)
       .limit(limit + 1);
   }
 
