@@ -7,6 +7,8 @@ export type Command =
   /** Hold the next `count` streams, each `chunks` long. */
   | { readonly cmd: 'arm'; readonly count: number; readonly chunks: number }
   | { readonly cmd: 'release' }
+  /** Upstream: answer image requests with a PNG of about `bytes` from now on. */
+  | { readonly cmd: 'image-bytes'; readonly bytes: number }
   | { readonly cmd: 'exit' };
 
 export interface Stats {
