@@ -20,6 +20,7 @@ import {
 } from './client.js';
 import { nowUs, type Stats } from './ipc.js';
 import { freshPostgres } from './postgres.js';
+import { heapDiff } from './heap.js';
 import { summarise } from './profile.js';
 import { Progress } from './progress.js';
 
@@ -82,6 +83,8 @@ interface Options {
   readonly levels: readonly number[];
   /** `--profile[=system]`: that system alone under `--cpu-prof` (Easel by default). */
   readonly profile: SystemId | null;
+  /** `--heap[=system]`: heap snapshots of that system before and while streams are open. */
+  readonly heap: SystemId | null;
 }
 
 interface Plan {
@@ -121,6 +124,8 @@ interface LevelResult {
     readonly frames: number;
     readonly msPer1000Deltas: number;
     readonly msPerTurn: number;
+    /** The main thread's share alone (the event loop that relays). */
+    readonly mainThreadMsPerTurn: number;
   };
   readonly memory: {
     readonly baseRssKiB: number;
@@ -176,12 +181,14 @@ function parseOptions(argv: readonly string[]): Options {
     throw new Error('--levels takes whole numbers ≥ 1, e.g. --levels=1,100,1000');
   }
   const profile = argument('profile');
+  const heap = argument('heap');
   return {
     systems: (argument('systems') ?? `floor,peer,easel${DATABASE_URL ? ',easel-pg' : ''}`)
       .split(',')
       .map(system),
     levels,
     profile: argv.includes('--profile') ? 'easel' : profile ? system(profile) : null,
+    heap: argv.includes('--heap') ? 'easel' : heap ? system(heap) : null,
   };
 }
 
@@ -613,6 +620,7 @@ class Bench {
     let failed = 0;
     let gcCpuUs = 0;
     const start = await child.stats(false);
+    const mainStart = child.mainThreadCpuMs();
     let firstBase: Stats | null = null;
     for (let round = 0; round < plan.rounds; round++) {
       this.progress.phase(`${tag}: round ${round + 1}/${plan.rounds}`);
@@ -652,6 +660,7 @@ class Bench {
     }
     const end = await child.stats(false);
     const cpuMs = (end.cpuUs - start.cpuUs - gcCpuUs) / 1000;
+    const mainCpuMs = child.mainThreadCpuMs() - mainStart - gcCpuUs / 1000;
     const turns = plan.rounds * streams;
     const peak = child.memory().hwmKiB;
     step('rounds');
@@ -704,6 +713,7 @@ class Bench {
         frames: recorder.frames,
         msPer1000Deltas: (cpuMs / recorder.deltaFrames) * 1000,
         msPerTurn: cpuMs / turns,
+        mainThreadMsPerTurn: mainCpuMs / turns,
       },
       memory: {
         baseRssKiB,
@@ -748,6 +758,7 @@ function table(
     ['added TTFT p99, ms', (r) => r.firstTokenMs.p99],
     ['CPU ms / 1 000 frames', (r) => r.cpu.msPer1000Deltas],
     ['CPU ms / turn', (r) => r.cpu.msPerTurn],
+    ['main-thread CPU ms / turn', (r) => r.cpu.mainThreadMsPerTurn],
     ['RSS / open stream, KiB', memory((r) => r.memory.rssPerStreamKiB)],
     ['heap / open stream, KiB', memory((r) => r.memory.heapPerStreamKiB)],
   ];
@@ -760,9 +771,10 @@ function table(
       .filter((s) => SYSTEMS[s].protocol === 'easel' && systems.includes('peer'))
       .map((s): [SystemId, SystemId] => [s, 'peer']),
   ];
+  const row = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
   const lines = [
-    `| metric | streams | ${systems.join(' | ')} | ${ratios.map(([a, b]) => `${a}/${b}`).join(' | ')} |`,
-    `|---|--:|${systems.map(() => '--:').join('|')}|${ratios.map(() => '--:').join('|')}|`,
+    row(['metric', 'streams', ...systems, ...ratios.map(([a, b]) => `${a}/${b}`)]),
+    row(['---', '--:', ...systems.map(() => '--:'), ...ratios.map(() => '--:')]),
   ];
   // RSS can even shrink while streams open (freed pages reused): that reads as "about none".
   const cell = (value: number | undefined): string =>
@@ -774,8 +786,12 @@ function table(
         return result ? pick(result) : undefined;
       };
       lines.push(
-        `| ${label} | ${streams} | ${systems.map((s) => cell(value(s))).join(' | ')} | ` +
-          `${ratios.map(([a, b]) => ratio(value(a), value(b))).join(' | ')} |`,
+        row([
+          label,
+          String(streams),
+          ...systems.map((s) => cell(value(s))),
+          ...ratios.map(([a, b]) => ratio(value(a), value(b))),
+        ]),
       );
     }
   }
@@ -785,9 +801,12 @@ function table(
       if (!image) continue;
       const { p50, p99 } = image.doneToPendingMs;
       lines.push(
-        `| done → image_pending p50 / p99, ms, ${system} | ${streams} | ` +
-          `${systems.map((s) => (s === system ? `${fmt(p50)} / ${fmt(p99)}` : '—')).join(' | ')} | ` +
-          `${ratios.map(() => '—').join(' | ')} |`,
+        row([
+          `done → image_pending p50 / p99, ms, ${system}`,
+          String(streams),
+          ...systems.map((s) => (s === system ? `${fmt(p50)} / ${fmt(p99)}` : '—')),
+          ...ratios.map(() => '—'),
+        ]),
       );
     }
   }
@@ -883,9 +902,15 @@ async function profile(system: SystemId, levels: readonly number[]): Promise<voi
     await upstream.stop();
     progress.stop();
   }
-  const file = readdirSync(dir).find((name) => name.endsWith('.cpuprofile'));
+  // One profile per thread, named CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile: the main
+  // thread (id 0) is the one that relays; others (the PGlite worker) are summed up below it.
+  const files = readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'));
+  const file = files.find((name) => name.split('.')[4] === '0') ?? files[0];
   if (!file) throw new Error(`no .cpuprofile was written to ${dir}`);
   const summary = summarise(join(dir, file), window[0], window[1]);
+  const threads = files
+    .filter((name) => name !== file)
+    .map((name) => ({ profile: join(dir, name), ...summarise(join(dir, name), ...window, 8) }));
   const pad = (ms: number, share: number): string =>
     `${ms.toFixed(0).padStart(7)} ms ${(share * 100).toFixed(1).padStart(5)}%`;
   console.log(`${system}, ${rounds} rounds of ${streams} streams: profile ${join(dir, file)}`);
@@ -901,6 +926,13 @@ async function profile(system: SystemId, levels: readonly number[]): Promise<voi
   for (const entry of summary.easelInclusive.slice(0, 12)) {
     console.log(`${pad(entry.ms, entry.share)}  ${entry.name}`);
   }
+  for (const thread of threads) {
+    console.log(
+      `\nanother thread (${thread.profile}): on-CPU samples ${thread.sampledMs.toFixed(0)} ms`,
+    );
+    for (const entry of thread.packages)
+      console.log(`${pad(entry.ms, entry.share)}  ${entry.name}`);
+  }
   const path = writeResults(`${localDate()}.profile-${system}.json`, {
     date: new Date().toISOString(),
     machine: machine(),
@@ -911,6 +943,73 @@ async function profile(system: SystemId, levels: readonly number[]): Promise<voi
     profile: join(dir, file),
     windowUs: window,
     ...summary,
+    otherThreads: threads,
+  });
+  console.log(`\nsummary written to ${path}`);
+}
+
+/**
+ * Heap snapshots of one system: after warm-up (baseline) and while the highest level's streams
+ * are all open and held by the upstream; prints what one open stream adds, by constructor.
+ */
+async function heapProfile(system: SystemId, levels: readonly number[]): Promise<void> {
+  const streams = Math.max(...levels);
+  const dir = mkdtempSync(join(tmpdir(), 'easel-heap-'));
+  const progress = new Progress((WARMUP.batches * WARMUP.streams + streams) * CHUNKS);
+  const { upstream, url } = await startUpstream();
+  progress.phase(`${system}: starting`);
+  const sut = await startSut(system, url, ['--expose-gc']);
+  const agent = clientAgent();
+  const recorder = new Recorder((n) => progress.advance(n));
+  const protocol = SYSTEMS[system].protocol;
+  const before = join(dir, 'before.heapsnapshot');
+  const during = join(dir, 'open.heapsnapshot');
+  let failed = 0;
+  try {
+    progress.phase('warming up');
+    for (let batch = 0; batch < WARMUP.batches; batch++) {
+      const targets = await sut.targets(WARMUP.streams);
+      await Promise.all(targets.map((t) => runStream(agent, protocol, t(false), CHUNKS, recorder)));
+    }
+    const specs = (await sut.targets(streams)).map((t) => t(false));
+    progress.phase('baseline snapshot');
+    await sut.child.heapSnapshot(before);
+    const allHeld = upstream.waitFor('held', 60_000, (report) => report.count === streams);
+    upstream.send({ cmd: 'arm', count: streams, chunks: CHUNKS });
+    const outcomes = Promise.all(
+      specs.map((spec) => runStream(agent, protocol, spec, CHUNKS, recorder)),
+    );
+    await allHeld;
+    progress.phase(`snapshot with ${streams} open streams`);
+    await sut.child.heapSnapshot(during);
+    upstream.send({ cmd: 'release' });
+    failed = (await outcomes).filter((outcome) => !outcome.ok).length;
+  } finally {
+    agent.destroy();
+    await sut.stop();
+    await upstream.stop();
+    progress.stop();
+  }
+  const diff = heapDiff(before, during, streams);
+  const total = diff.reduce((sum, group) => sum + group.bytesPerStream, 0);
+  console.log(
+    `${system}: heap per open stream ${(total / 1024).toFixed(1)} KiB (${streams} streams, snapshots in ${dir})\n`,
+  );
+  console.log('  bytes  objects  node kind:name');
+  for (const group of diff.slice(0, 40)) {
+    console.log(
+      `${group.bytesPerStream.toFixed(0).padStart(7)}  ${group.countPerStream.toFixed(1).padStart(7)}  ${group.name}`,
+    );
+  }
+  const path = writeResults(`${localDate()}.heap-${system}.json`, {
+    date: new Date().toISOString(),
+    machine: machine(),
+    system,
+    streams,
+    failedStreams: failed,
+    heapPerStreamBytes: total,
+    snapshots: [before, during],
+    groups: diff.filter((group) => Math.abs(group.bytesPerStream) >= 16),
   });
   console.log(`\nsummary written to ${path}`);
 }
@@ -921,6 +1020,7 @@ async function main(): Promise<void> {
     throw new Error('dist/main.js is missing: run `npm run bench` (it builds first)');
   }
   if (options.profile) return profile(options.profile, options.levels);
+  if (options.heap) return heapProfile(options.heap, options.levels);
 
   const plans = options.levels.map(planFor);
   const perSystem =
