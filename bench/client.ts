@@ -4,7 +4,7 @@ import { nowUs } from './ipc.js';
 
 export type SystemName = 'floor' | 'peer' | 'easel';
 
-type FrameKind = 'delta' | 'done' | 'image_pending' | 'end' | 'error' | 'other';
+type FrameKind = 'delta' | 'done' | 'image_pending' | 'image' | 'end' | 'error' | 'other';
 
 interface Classified {
   readonly kind: FrameKind;
@@ -44,6 +44,8 @@ const CLASSIFY: Record<SystemName, (frame: unknown) => Classified> = {
       case 'done':
       case 'image_pending':
         return { kind: type, text: '' };
+      case 'image':
+        return { kind: 'image', text: text(field(frame, 'url')) };
       case 'final':
         return { kind: 'end', text: '' };
       case 'error':
@@ -69,12 +71,19 @@ export interface StreamOutcome {
   /** Client receipt (µs) of `done` and of `image_pending`, for the image-turn gap. */
   readonly doneAt: number | null;
   readonly pendingAt: number | null;
+  /** The signed URL of the `image` frame (Easel image turns). */
+  readonly imageUrl: string | null;
 }
 
 /** What a batch of streams saw, shared by all its streams. */
 export class Recorder {
   /** Added latency per stamped chunk: client receipt − upstream send, µs. */
   readonly latenciesUs: number[] = [];
+  /**
+   * Added time to first token, per stream: receipt of the first `delta` − the upstream's send
+   * of the first chunk it carries (µs). What the relay adds before a reader sees any text.
+   */
+  readonly firstTokenUs: number[] = [];
   deltaFrames = 0;
   frames = 0;
   constructor(private readonly onStamp: (count: number) => void = () => undefined) {}
@@ -118,6 +127,7 @@ export function runStream(
     let error: string | null = null;
     let doneAt: number | null = null;
     let pendingAt: number | null = null;
+    let imageUrl: string | null = null;
     let settled = false;
     const finish = (failure: string | null): void => {
       if (settled) return;
@@ -126,7 +136,7 @@ export function runStream(
       if (error === null && stamps !== expectedStamps) {
         error = `got ${stamps} of ${expectedStamps} stamped chunks`;
       }
-      resolve({ ok: error === null, stamps, error, doneAt, pendingAt });
+      resolve({ ok: error === null, stamps, error, doneAt, pendingAt, imageUrl });
     };
     const req = request(
       {
@@ -164,10 +174,14 @@ export function runStream(
             if (frame.kind === 'delta') {
               recorder.deltaFrames += 1;
               const found = stampsIn(frame.text);
+              if (stamps === 0 && found.length > 0) {
+                recorder.firstTokenUs.push(receivedAt - found[0]);
+              }
               stamps += found.length;
               recorder.stamp(receivedAt, found);
             } else if (frame.kind === 'done') doneAt ??= receivedAt;
             else if (frame.kind === 'image_pending') pendingAt ??= receivedAt;
+            else if (frame.kind === 'image') imageUrl ??= frame.text;
             else if (frame.kind === 'error') error ??= `error frame: ${frame.text}`;
           }
         });

@@ -1,5 +1,6 @@
 /** Messages between the bench orchestrator (`run.ts`) and the processes it starts. */
 import type { IncomingMessage } from 'node:http';
+import { writeHeapSnapshot } from 'node:v8';
 
 /** Orchestrator → child. `arm` and `release` are for the upstream only. */
 export type Command =
@@ -7,6 +8,10 @@ export type Command =
   /** Hold the next `count` streams, each `chunks` long. */
   | { readonly cmd: 'arm'; readonly count: number; readonly chunks: number }
   | { readonly cmd: 'release' }
+  /** Upstream: answer image requests with a PNG of about `bytes` from now on. */
+  | { readonly cmd: 'image-bytes'; readonly bytes: number }
+  /** Forced GC, then a V8 heap snapshot written to `path`. */
+  | { readonly cmd: 'heap-snapshot'; readonly id: number; readonly path: string }
   | { readonly cmd: 'exit' };
 
 export interface Stats {
@@ -24,7 +29,8 @@ export type Report =
   | { readonly type: 'ready'; readonly port: number }
   | { readonly type: 'stats'; readonly id: number; readonly stats: Stats }
   /** Upstream: an armed stream arrived; `count` are held now. */
-  | { readonly type: 'held'; readonly count: number };
+  | { readonly type: 'held'; readonly count: number }
+  | { readonly type: 'snapshot'; readonly id: number };
 
 export function isCommand(value: unknown): value is Command {
   return typeof value === 'object' && value !== null && 'cmd' in value;
@@ -55,9 +61,16 @@ export function serveStats(): void {
     if (!isCommand(message)) return;
     // A normal exit (not a signal) is what makes `--cpu-prof` write its profile.
     if (message.cmd === 'exit') process.exit(0);
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (message.cmd === 'heap-snapshot') {
+      gc?.();
+      gc?.();
+      writeHeapSnapshot(message.path);
+      report({ type: 'snapshot', id: message.id });
+      return;
+    }
     if (message.cmd !== 'stats') return;
     const before = process.cpuUsage();
-    const gc = (globalThis as { gc?: () => void }).gc;
     if (message.gc && gc) {
       gc();
       gc();

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent, get, request } from 'node:http';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -19,6 +19,8 @@ import {
   type SystemName,
 } from './client.js';
 import { nowUs, type Stats } from './ipc.js';
+import { freshPostgres } from './postgres.js';
+import { heapDiff } from './heap.js';
 import { summarise } from './profile.js';
 import { Progress } from './progress.js';
 
@@ -40,8 +42,33 @@ const WARMUP = { batches: 2, streams: 20 };
 /** One stream moves RSS and heap by less than their noise: memory is taken from 10 up. */
 const MEMORY_MIN_STREAMS = 10;
 const CONTENT = 'Tell me something about the sea.';
-/** `--database-url=postgres://…`: Easel on PostgreSQL instead of in-memory PGlite. */
+/**
+ * `--database-url=postgres://…` (an account that may CREATE DATABASE): adds `easel-pg`, Easel
+ * on a fresh database of that server, to the default systems, so both databases are compared
+ * in one run.
+ */
 const DATABASE_URL = argument('database-url') ?? null;
+
+/**
+ * What each system name runs. The Easel variants differ only in environment: `easel` as
+ * deployed by default (in-memory PGlite in its own worker thread), `easel-inline` with PGlite
+ * on the main thread (`PGLITE_WORKER=0`), `easel-pg` on PostgreSQL.
+ */
+const SYSTEMS = {
+  floor: { protocol: 'floor', postgres: false, env: {} },
+  peer: { protocol: 'peer', postgres: false, env: {} },
+  easel: { protocol: 'easel', postgres: false, env: { PGLITE_WORKER: '1' } },
+  'easel-inline': { protocol: 'easel', postgres: false, env: { PGLITE_WORKER: '0' } },
+  'easel-pg': { protocol: 'easel', postgres: true, env: {} },
+} as const satisfies Record<
+  string,
+  { protocol: SystemName; postgres: boolean; env: Record<string, string> }
+>;
+type SystemId = keyof typeof SYSTEMS;
+const SYSTEM_IDS = Object.keys(SYSTEMS) as SystemId[];
+
+/** The `/healthz` scenario: 4 clients fetch one stored 2 MB image over and over. */
+const IMAGE_LOAD = { bytes: 2 * 2 ** 20, fetchers: 4, seconds: 3, healthzGapMs: 10 } as const;
 
 /**
  * A new connection per request: a pooled socket left idle through a long round can race the
@@ -52,10 +79,12 @@ function clientAgent(): Agent {
 }
 
 interface Options {
-  readonly systems: readonly SystemName[];
+  readonly systems: readonly SystemId[];
   readonly levels: readonly number[];
   /** `--profile[=system]`: that system alone under `--cpu-prof` (Easel by default). */
-  readonly profile: SystemName | null;
+  readonly profile: SystemId | null;
+  /** `--heap[=system]`: heap snapshots of that system before and while streams are open. */
+  readonly heap: SystemId | null;
 }
 
 interface Plan {
@@ -80,19 +109,23 @@ interface Percentiles {
 }
 
 interface LevelResult {
-  readonly system: SystemName;
+  readonly system: SystemId;
   readonly streams: number;
   readonly rounds: number;
   readonly turns: number;
   readonly failedTurns: number;
   readonly errors: string[];
   readonly latencyMs: Percentiles;
+  /** Added time to first token, one sample per stream (see `Recorder.firstTokenUs`). */
+  readonly firstTokenMs: Percentiles;
   readonly cpu: {
     readonly ms: number;
     readonly deltaFrames: number;
     readonly frames: number;
     readonly msPer1000Deltas: number;
     readonly msPerTurn: number;
+    /** The main thread's share alone (the event loop that relays). */
+    readonly mainThreadMsPerTurn: number;
   };
   readonly memory: {
     readonly baseRssKiB: number;
@@ -112,10 +145,34 @@ interface LevelResult {
   } | null;
 }
 
+/** Figures of a system that do not depend on the level. */
+interface SystemResult {
+  readonly system: SystemId;
+  /** After boot and warm-up, after a forced GC: the whole process (every thread). */
+  readonly idle: { readonly rssMiB: number; readonly heapMiB: number };
+  readonly healthz: HealthzResult | null;
+}
+
+interface HealthzResult {
+  readonly imageBytes: number;
+  readonly fetchers: number;
+  readonly idleMs: Percentiles;
+  readonly loadedMs: Percentiles;
+  /** Whole image responses the fetchers read during the loaded window. */
+  readonly imageFetches: number;
+  readonly imageFetchMs: Percentiles;
+  readonly failures: number;
+}
+
+function isSystem(name: string): name is SystemId {
+  return (SYSTEM_IDS as string[]).includes(name);
+}
+
 function parseOptions(argv: readonly string[]): Options {
-  const system = (name: string): SystemName => {
-    if (name !== 'floor' && name !== 'peer' && name !== 'easel') {
-      throw new Error(`unknown system "${name}" (floor, peer, easel)`);
+  const system = (name: string): SystemId => {
+    if (!isSystem(name)) throw new Error(`unknown system "${name}" (${SYSTEM_IDS.join(', ')})`);
+    if (SYSTEMS[name].postgres && !DATABASE_URL) {
+      throw new Error(`${name} needs --database-url=postgres://… (see docs/performance.md)`);
     }
     return name;
   };
@@ -124,10 +181,14 @@ function parseOptions(argv: readonly string[]): Options {
     throw new Error('--levels takes whole numbers ≥ 1, e.g. --levels=1,100,1000');
   }
   const profile = argument('profile');
+  const heap = argument('heap');
   return {
-    systems: (argument('systems') ?? 'floor,peer,easel').split(',').map(system),
+    systems: (argument('systems') ?? `floor,peer,easel${DATABASE_URL ? ',easel-pg' : ''}`)
+      .split(',')
+      .map(system),
     levels,
     profile: argv.includes('--profile') ? 'easel' : profile ? system(profile) : null,
+    heap: argv.includes('--heap') ? 'easel' : heap ? system(heap) : null,
   };
 }
 
@@ -210,6 +271,36 @@ function postJson(
   });
 }
 
+/** GET `path`, reading (and dropping) the whole body. */
+function getBody(
+  agent: Agent,
+  port: number,
+  path: string,
+): Promise<{ status: number; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      let bytes = 0;
+      res.on('data', (part: Buffer) => (bytes += part.length));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
+/** `GET /healthz` one after another (a short gap between) for `ms`: each one's latency, µs. */
+async function timeHealthz(agent: Agent, port: number, ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  const latencies: number[] = [];
+  while (Date.now() < deadline) {
+    const start = nowUs();
+    const { status } = await getBody(agent, port, '/healthz');
+    if (status !== 200) throw new Error(`/healthz answered ${status}`);
+    latencies.push(nowUs() - start);
+    await new Promise((resolve) => setTimeout(resolve, IMAGE_LOAD.healthzGapMs));
+  }
+  return latencies;
+}
+
 /** `JwtService.sign` from the built service, loaded at run time so the bench needs no src/. */
 async function loadSigner(): Promise<(userId: string) => Promise<string>> {
   const module: unknown = await import(pathToFileURL(join(ROOT, 'dist/auth/jwt.service.js')).href);
@@ -229,19 +320,30 @@ type Target = (image: boolean) => StreamSpec;
 
 interface Sut {
   readonly child: Child;
+  readonly port: number;
   /** `count` targets; Easel creates a session for each, spread over users. */
   targets(count: number): Promise<Target[]>;
+  /** Stops the process and drops what it was given (a PostgreSQL database). */
+  stop(graceMs?: number): Promise<void>;
 }
 
-async function startSut(system: SystemName, upstreamUrl: string, execArgv: string[]): Promise<Sut> {
+async function startSut(system: SystemId, upstreamUrl: string, execArgv: string[]): Promise<Sut> {
   const env: NodeJS.ProcessEnv = { ...process.env, UPSTREAM_URL: upstreamUrl };
   delete env.DATABASE_URL;
   delete env.NODE_OPTIONS;
-  if (system !== 'easel') {
-    const child = new Child(system, join(HERE, `${system}.js`), { env, execArgv, cwd: ROOT });
+  delete env.PGLITE_WORKER;
+  const spec = SYSTEMS[system];
+  if (spec.protocol !== 'easel') {
+    const child = new Child(system, join(HERE, `${spec.protocol}.js`), {
+      env,
+      execArgv,
+      cwd: ROOT,
+    });
     const { port } = await child.waitFor('ready', 20_000);
     const sut: Sut = {
       child,
+      port,
+      stop: (graceMs) => child.stop(graceMs),
       targets: (count) =>
         Promise.resolve(
           Array.from({ length: count }, () => (): StreamSpec => ({
@@ -255,13 +357,15 @@ async function startSut(system: SystemName, upstreamUrl: string, execArgv: strin
     return sut;
   }
   const port = await freePort();
-  const child = new Child('easel', join(HERE, 'easel-entry.js'), {
+  const database = spec.postgres && DATABASE_URL ? await freshPostgres(DATABASE_URL) : null;
+  const child = new Child(system, join(HERE, 'easel-entry.js'), {
     env: {
       ...env,
+      ...spec.env,
       EASEL_MAIN: join(ROOT, 'dist/main.js'),
       PORT: String(port),
       DATA_DIR: 'memory://',
-      ...(DATABASE_URL ? { DATABASE_URL } : {}),
+      ...(database ? { DATABASE_URL: database.url } : {}),
       AUTH_JWT_SECRET: SECRET,
       LLM_BASE_URL: upstreamUrl,
       LLM_API_KEY: 'x',
@@ -275,10 +379,14 @@ async function startSut(system: SystemName, upstreamUrl: string, execArgv: strin
     execArgv,
     cwd: ROOT,
   });
+  const stop = async (graceMs?: number): Promise<void> => {
+    await child.stop(graceMs);
+    await database?.drop();
+  };
   try {
     await waitHttpReady(child, port, '/readyz', 60_000);
   } catch (error) {
-    await child.stop();
+    await stop();
     throw error;
   }
   const sign = await loadSigner();
@@ -287,6 +395,8 @@ async function startSut(system: SystemName, upstreamUrl: string, execArgv: strin
   let keys = 0;
   const sut: Sut = {
     child,
+    port,
+    stop,
     targets: async (count) => {
       const users = Array.from({ length: Math.ceil(count / STREAMS_PER_USER) }, (_, i) => i);
       for (const user of users) {
@@ -341,7 +451,7 @@ class Bench {
    * calls `whileHeld` (all streams open, none flowing), then lets the upstream stream.
    */
   private async round(
-    system: SystemName,
+    system: SystemId,
     agent: Agent,
     specs: readonly StreamSpec[],
     chunks: number,
@@ -364,7 +474,7 @@ class Bench {
     this.upstream.send({ cmd: 'arm', count: specs.length, chunks });
     const all = Promise.all(
       specs.map((spec) =>
-        runStream(agent, system, spec, chunks, recorder).then((outcome) => {
+        runStream(agent, SYSTEMS[system].protocol, spec, chunks, recorder).then((outcome) => {
           ended += 1;
           check();
           return outcome;
@@ -388,7 +498,10 @@ class Bench {
    * One process per system for all levels (boot and warm-up once); every figure of a level is
    * taken against a baseline sampled right before its own rounds.
    */
-  async system(system: SystemName, plans: readonly Plan[]): Promise<LevelResult[]> {
+  async system(
+    system: SystemId,
+    plans: readonly Plan[],
+  ): Promise<{ levels: LevelResult[]; extras: SystemResult }> {
     this.progress.phase(`${system}: starting`);
     let lap = Date.now();
     const sut = await startSut(system, this.upstreamUrl, ['--expose-gc']);
@@ -401,30 +514,89 @@ class Bench {
       for (let batch = 0; batch < WARMUP.batches; batch++) {
         const targets = await sut.targets(WARMUP.streams);
         await Promise.all(
-          targets.map((target) => runStream(agent, system, target(false), CHUNKS, warm)),
+          targets.map((target) =>
+            runStream(agent, SYSTEMS[system].protocol, target(false), CHUNKS, warm),
+          ),
         );
       }
       const warmupSeconds = (Date.now() - lap) / 1000;
-      const results: LevelResult[] = [];
+      const idleStats = await sut.child.stats(true);
+      const idle = {
+        rssMiB: idleStats.rss / 2 ** 20,
+        heapMiB: idleStats.heapUsed / 2 ** 20,
+      };
+      const levels: LevelResult[] = [];
       for (const plan of plans) {
         const result = await this.level(system, sut, agent, plan);
         result.seconds['boot'] = bootSeconds;
         result.seconds['warmup'] = warmupSeconds;
-        results.push(result);
+        levels.push(result);
       }
-      return results;
+      const healthz =
+        SYSTEMS[system].protocol === 'easel' ? await this.healthzUnderImageLoad(system, sut) : null;
+      return { levels, extras: { system, idle, healthz } };
     } finally {
       agent.destroy();
-      await sut.child.stop();
+      await sut.stop();
     }
   }
 
-  private async level(
-    system: SystemName,
-    sut: Sut,
-    agent: Agent,
-    plan: Plan,
-  ): Promise<LevelResult> {
+  /**
+   * `/healthz` timed back to back, first alone, then while {@link IMAGE_LOAD}.fetchers clients
+   * fetch one stored image of {@link IMAGE_LOAD}.bytes over and over: how much serving image
+   * bytes holds up every other request.
+   */
+  private async healthzUnderImageLoad(system: SystemId, sut: Sut): Promise<HealthzResult> {
+    this.progress.phase(`${system}: storing a ${IMAGE_LOAD.bytes / 2 ** 20} MB image`);
+    const agent = clientAgent();
+    try {
+      this.upstream.send({ cmd: 'image-bytes', bytes: IMAGE_LOAD.bytes });
+      const [target] = await sut.targets(1);
+      // Not armed: the upstream streams its default length.
+      const outcome = await runStream(agent, 'easel', target(true), CHUNKS, new Recorder());
+      this.upstream.send({ cmd: 'image-bytes', bytes: 0 });
+      if (!outcome.ok || !outcome.imageUrl) {
+        throw new Error(`${system}: the 2 MB image turn failed: ${outcome.error ?? 'no image'}`);
+      }
+      const signed = new URL(outcome.imageUrl);
+      const path = `${signed.pathname}${signed.search}`;
+      const first = await getBody(agent, sut.port, path);
+      if (first.status !== 200 || first.bytes < IMAGE_LOAD.bytes / 2) {
+        throw new Error(`${system}: GET image answered ${first.status}, ${first.bytes} bytes`);
+      }
+      this.progress.phase(`${system}: /healthz idle`);
+      const idle = await timeHealthz(agent, sut.port, IMAGE_LOAD.seconds * 1000);
+      this.progress.phase(`${system}: /healthz while ${IMAGE_LOAD.fetchers} clients fetch it`);
+      const deadline = Date.now() + IMAGE_LOAD.seconds * 1000;
+      const fetchUs: number[] = [];
+      let failures = 0;
+      const fetcher = async (): Promise<void> => {
+        while (Date.now() < deadline) {
+          const start = nowUs();
+          const { status } = await getBody(agent, sut.port, path);
+          if (status === 200) fetchUs.push(nowUs() - start);
+          else failures += 1;
+        }
+      };
+      const [loaded] = await Promise.all([
+        timeHealthz(agent, sut.port, IMAGE_LOAD.seconds * 1000),
+        ...Array.from({ length: IMAGE_LOAD.fetchers }, fetcher),
+      ]);
+      return {
+        imageBytes: first.bytes,
+        fetchers: IMAGE_LOAD.fetchers,
+        idleMs: percentiles(idle, 1000),
+        loadedMs: percentiles(loaded, 1000),
+        imageFetches: fetchUs.length,
+        imageFetchMs: percentiles(fetchUs, 1000),
+        failures,
+      };
+    } finally {
+      agent.destroy();
+    }
+  }
+
+  private async level(system: SystemId, sut: Sut, agent: Agent, plan: Plan): Promise<LevelResult> {
     const { streams } = plan;
     const { child } = sut;
     const tag = `${system} ×${streams}`;
@@ -448,6 +620,7 @@ class Bench {
     let failed = 0;
     let gcCpuUs = 0;
     const start = await child.stats(false);
+    const mainStart = child.mainThreadCpuMs();
     let firstBase: Stats | null = null;
     for (let round = 0; round < plan.rounds; round++) {
       this.progress.phase(`${tag}: round ${round + 1}/${plan.rounds}`);
@@ -487,12 +660,13 @@ class Bench {
     }
     const end = await child.stats(false);
     const cpuMs = (end.cpuUs - start.cpuUs - gcCpuUs) / 1000;
+    const mainCpuMs = child.mainThreadCpuMs() - mainStart - gcCpuUs / 1000;
     const turns = plan.rounds * streams;
     const peak = child.memory().hwmKiB;
     step('rounds');
 
     let image: LevelResult['image'] = null;
-    if (system === 'easel' && plan.imageRounds > 0) {
+    if (SYSTEMS[system].protocol === 'easel' && plan.imageRounds > 0) {
       const gaps: number[] = [];
       let imageFailed = 0;
       for (let round = 0; round < plan.imageRounds; round++) {
@@ -532,12 +706,14 @@ class Bench {
       failedTurns: failed,
       errors: [...this.errors],
       latencyMs: percentiles(recorder.latenciesUs, 1000),
+      firstTokenMs: percentiles(recorder.firstTokenUs, 1000),
       cpu: {
         ms: cpuMs,
         deltaFrames: recorder.deltaFrames,
         frames: recorder.frames,
         msPer1000Deltas: (cpuMs / recorder.deltaFrames) * 1000,
         msPerTurn: cpuMs / turns,
+        mainThreadMsPerTurn: mainCpuMs / turns,
       },
       memory: {
         baseRssKiB,
@@ -559,51 +735,100 @@ function fmt(value: number): string {
   return value.toFixed(abs >= 100 ? 0 : abs >= 10 ? 1 : 2);
 }
 
-function ratio(easel: number | undefined, other: number | undefined): string {
-  if (easel === undefined || other === undefined) return '—';
-  if (!(easel > 0) || !(other > 0)) return 'n/a';
-  return `${(easel / other).toFixed(2)}×`;
+function ratio(value: number | undefined, reference: number | undefined): string {
+  if (value === undefined || reference === undefined) return '—';
+  if (!(value > 0) || !(reference > 0)) return 'n/a';
+  return `${(value / reference).toFixed(2)}×`;
 }
 
 /** Markdown, so it pastes straight into docs/performance.md. */
-function table(results: readonly LevelResult[], levels: readonly number[]): string {
-  const find = (system: SystemName, streams: number): LevelResult | undefined =>
+function table(
+  results: readonly LevelResult[],
+  systems: readonly SystemId[],
+  levels: readonly number[],
+): string {
+  const find = (system: SystemId, streams: number): LevelResult | undefined =>
     results.find((result) => result.system === system && result.streams === streams);
   const memory = (pick: (result: LevelResult) => number) => (result: LevelResult) =>
     result.streams >= MEMORY_MIN_STREAMS ? pick(result) : undefined;
   const metrics: Array<[string, (result: LevelResult) => number | undefined]> = [
     ['added latency p50, ms', (r) => r.latencyMs.p50],
     ['added latency p99, ms', (r) => r.latencyMs.p99],
+    ['added TTFT p50, ms', (r) => r.firstTokenMs.p50],
+    ['added TTFT p99, ms', (r) => r.firstTokenMs.p99],
     ['CPU ms / 1 000 frames', (r) => r.cpu.msPer1000Deltas],
+    ['CPU ms / turn', (r) => r.cpu.msPerTurn],
+    ['main-thread CPU ms / turn', (r) => r.cpu.mainThreadMsPerTurn],
     ['RSS / open stream, KiB', memory((r) => r.memory.rssPerStreamKiB)],
     ['heap / open stream, KiB', memory((r) => r.memory.heapPerStreamKiB)],
   ];
+  // Every system against the floor; the Easel variants against the peer too.
+  const ratios: Array<[SystemId, SystemId]> = [
+    ...systems
+      .filter((s) => s !== 'floor' && systems.includes('floor'))
+      .map((s): [SystemId, SystemId] => [s, 'floor']),
+    ...systems
+      .filter((s) => SYSTEMS[s].protocol === 'easel' && systems.includes('peer'))
+      .map((s): [SystemId, SystemId] => [s, 'peer']),
+  ];
+  const row = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
   const lines = [
-    '| metric | streams | floor | peer | Easel | Easel/floor | Easel/peer |',
-    '|---|--:|--:|--:|--:|--:|--:|',
+    row(['metric', 'streams', ...systems, ...ratios.map(([a, b]) => `${a}/${b}`)]),
+    row(['---', '--:', ...systems.map(() => '--:'), ...ratios.map(() => '--:')]),
   ];
   // RSS can even shrink while streams open (freed pages reused): that reads as "about none".
   const cell = (value: number | undefined): string =>
     value === undefined ? '—' : value <= 0 ? '≈0' : fmt(value);
   for (const [label, pick] of metrics) {
     for (const streams of levels) {
-      const [floor, peer, easel] = (['floor', 'peer', 'easel'] as const).map((system) => {
+      const value = (system: SystemId): number | undefined => {
         const result = find(system, streams);
         return result ? pick(result) : undefined;
-      });
+      };
       lines.push(
-        `| ${label} | ${streams} | ${cell(floor)} | ${cell(peer)} | ${cell(easel)} | ` +
-          `${ratio(easel, floor)} | ${ratio(easel, peer)} |`,
+        row([
+          label,
+          String(streams),
+          ...systems.map((s) => cell(value(s))),
+          ...ratios.map(([a, b]) => ratio(value(a), value(b))),
+        ]),
       );
     }
   }
-  for (const streams of levels) {
-    const image = find('easel', streams)?.image;
-    if (!image) continue;
-    const { p50, p99 } = image.doneToPendingMs;
-    lines.push(
-      `| done → image_pending p50 / p99, ms | ${streams} | — | — | ${fmt(p50)} / ${fmt(p99)} | — | — |`,
-    );
+  for (const system of systems) {
+    for (const streams of levels) {
+      const image = find(system, streams)?.image;
+      if (!image) continue;
+      const { p50, p99 } = image.doneToPendingMs;
+      lines.push(
+        row([
+          `done → image_pending p50 / p99, ms, ${system}`,
+          String(streams),
+          ...systems.map((s) => (s === system ? `${fmt(p50)} / ${fmt(p99)}` : '—')),
+          ...ratios.map(() => '—'),
+        ]),
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+/** The figures that do not depend on the level: idle memory and `/healthz` under image load. */
+function systemTable(extras: readonly SystemResult[]): string {
+  const lines = [
+    '| system | idle RSS, MiB | idle heap, MiB | /healthz p99 idle, ms | /healthz p99, 4 × 2 MB image fetches, ms | loaded/idle | image fetch p50, ms |',
+    '|---|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const { system, idle, healthz } of extras) {
+    const h = healthz
+      ? [
+          fmt(healthz.idleMs.p99),
+          fmt(healthz.loadedMs.p99),
+          ratio(healthz.loadedMs.p99, healthz.idleMs.p99),
+          fmt(healthz.imageFetchMs.p50),
+        ]
+      : ['—', '—', '—', '—'];
+    lines.push(`| ${system} | ${fmt(idle.rssMiB)} | ${fmt(idle.heapMiB)} | ${h.join(' | ')} |`);
   }
   return lines.join('\n');
 }
@@ -642,7 +867,7 @@ function machine(): Record<string, unknown> {
 }
 
 /** One system alone under `--cpu-prof`; only the samples of the load window are summarised. */
-async function profile(system: SystemName, levels: readonly number[]): Promise<void> {
+async function profile(system: SystemId, levels: readonly number[]): Promise<void> {
   const streams = Math.max(...levels);
   const rounds = streams >= 1000 ? 1 : 2;
   const dir = mkdtempSync(join(tmpdir(), 'easel-cpuprof-'));
@@ -657,25 +882,35 @@ async function profile(system: SystemName, levels: readonly number[]): Promise<v
     progress.phase('warming up');
     for (let batch = 0; batch < WARMUP.batches; batch++) {
       const targets = await sut.targets(WARMUP.streams);
-      await Promise.all(targets.map((t) => runStream(agent, system, t(false), CHUNKS, recorder)));
+      await Promise.all(
+        targets.map((t) => runStream(agent, SYSTEMS[system].protocol, t(false), CHUNKS, recorder)),
+      );
     }
     const targets = await sut.targets(rounds * streams);
     const from = nowUs();
     for (let round = 0; round < rounds; round++) {
       progress.phase(`${system} ×${streams} under --cpu-prof: round ${round + 1}/${rounds}`);
       const specs = targets.slice(round * streams, (round + 1) * streams).map((t) => t(false));
-      await Promise.all(specs.map((spec) => runStream(agent, system, spec, CHUNKS, recorder)));
+      await Promise.all(
+        specs.map((spec) => runStream(agent, SYSTEMS[system].protocol, spec, CHUNKS, recorder)),
+      );
     }
     window = [from, nowUs()];
   } finally {
     agent.destroy();
-    await sut.child.stop(30_000);
+    await sut.stop(30_000);
     await upstream.stop();
     progress.stop();
   }
-  const file = readdirSync(dir).find((name) => name.endsWith('.cpuprofile'));
+  // One profile per thread, named CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile: the main
+  // thread (id 0) is the one that relays; others (the PGlite worker) are summed up below it.
+  const files = readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'));
+  const file = files.find((name) => name.split('.')[4] === '0') ?? files[0];
   if (!file) throw new Error(`no .cpuprofile was written to ${dir}`);
   const summary = summarise(join(dir, file), window[0], window[1]);
+  const threads = files
+    .filter((name) => name !== file)
+    .map((name) => ({ profile: join(dir, name), ...summarise(join(dir, name), ...window, 8) }));
   const pad = (ms: number, share: number): string =>
     `${ms.toFixed(0).padStart(7)} ms ${(share * 100).toFixed(1).padStart(5)}%`;
   console.log(`${system}, ${rounds} rounds of ${streams} streams: profile ${join(dir, file)}`);
@@ -691,6 +926,13 @@ async function profile(system: SystemName, levels: readonly number[]): Promise<v
   for (const entry of summary.easelInclusive.slice(0, 12)) {
     console.log(`${pad(entry.ms, entry.share)}  ${entry.name}`);
   }
+  for (const thread of threads) {
+    console.log(
+      `\nanother thread (${thread.profile}): on-CPU samples ${thread.sampledMs.toFixed(0)} ms`,
+    );
+    for (const entry of thread.packages)
+      console.log(`${pad(entry.ms, entry.share)}  ${entry.name}`);
+  }
   const path = writeResults(`${localDate()}.profile-${system}.json`, {
     date: new Date().toISOString(),
     machine: machine(),
@@ -701,6 +943,73 @@ async function profile(system: SystemName, levels: readonly number[]): Promise<v
     profile: join(dir, file),
     windowUs: window,
     ...summary,
+    otherThreads: threads,
+  });
+  console.log(`\nsummary written to ${path}`);
+}
+
+/**
+ * Heap snapshots of one system: after warm-up (baseline) and while the highest level's streams
+ * are all open and held by the upstream; prints what one open stream adds, by constructor.
+ */
+async function heapProfile(system: SystemId, levels: readonly number[]): Promise<void> {
+  const streams = Math.max(...levels);
+  const dir = mkdtempSync(join(tmpdir(), 'easel-heap-'));
+  const progress = new Progress((WARMUP.batches * WARMUP.streams + streams) * CHUNKS);
+  const { upstream, url } = await startUpstream();
+  progress.phase(`${system}: starting`);
+  const sut = await startSut(system, url, ['--expose-gc']);
+  const agent = clientAgent();
+  const recorder = new Recorder((n) => progress.advance(n));
+  const protocol = SYSTEMS[system].protocol;
+  const before = join(dir, 'before.heapsnapshot');
+  const during = join(dir, 'open.heapsnapshot');
+  let failed = 0;
+  try {
+    progress.phase('warming up');
+    for (let batch = 0; batch < WARMUP.batches; batch++) {
+      const targets = await sut.targets(WARMUP.streams);
+      await Promise.all(targets.map((t) => runStream(agent, protocol, t(false), CHUNKS, recorder)));
+    }
+    const specs = (await sut.targets(streams)).map((t) => t(false));
+    progress.phase('baseline snapshot');
+    await sut.child.heapSnapshot(before);
+    const allHeld = upstream.waitFor('held', 60_000, (report) => report.count === streams);
+    upstream.send({ cmd: 'arm', count: streams, chunks: CHUNKS });
+    const outcomes = Promise.all(
+      specs.map((spec) => runStream(agent, protocol, spec, CHUNKS, recorder)),
+    );
+    await allHeld;
+    progress.phase(`snapshot with ${streams} open streams`);
+    await sut.child.heapSnapshot(during);
+    upstream.send({ cmd: 'release' });
+    failed = (await outcomes).filter((outcome) => !outcome.ok).length;
+  } finally {
+    agent.destroy();
+    await sut.stop();
+    await upstream.stop();
+    progress.stop();
+  }
+  const diff = heapDiff(before, during, streams);
+  const total = diff.reduce((sum, group) => sum + group.bytesPerStream, 0);
+  console.log(
+    `${system}: heap per open stream ${(total / 1024).toFixed(1)} KiB (${streams} streams, snapshots in ${dir})\n`,
+  );
+  console.log('  bytes  objects  node kind:name');
+  for (const group of diff.slice(0, 40)) {
+    console.log(
+      `${group.bytesPerStream.toFixed(0).padStart(7)}  ${group.countPerStream.toFixed(1).padStart(7)}  ${group.name}`,
+    );
+  }
+  const path = writeResults(`${localDate()}.heap-${system}.json`, {
+    date: new Date().toISOString(),
+    machine: machine(),
+    system,
+    streams,
+    failedStreams: failed,
+    heapPerStreamBytes: total,
+    snapshots: [before, during],
+    groups: diff.filter((group) => Math.abs(group.bytesPerStream) >= 16),
   });
   console.log(`\nsummary written to ${path}`);
 }
@@ -711,14 +1020,14 @@ async function main(): Promise<void> {
     throw new Error('dist/main.js is missing: run `npm run bench` (it builds first)');
   }
   if (options.profile) return profile(options.profile, options.levels);
+  if (options.heap) return heapProfile(options.heap, options.levels);
 
   const plans = options.levels.map(planFor);
   const perSystem =
     plans.reduce((sum, plan) => sum + plan.rounds * plan.streams, 0) +
     WARMUP.batches * WARMUP.streams;
-  const images = options.systems.includes('easel')
-    ? plans.reduce((sum, plan) => sum + plan.imageRounds * plan.streams, 0)
-    : 0;
+  const easels = options.systems.filter((s) => SYSTEMS[s].protocol === 'easel').length;
+  const images = easels * plans.reduce((sum, plan) => sum + plan.imageRounds * plan.streams, 0);
   const progress = new Progress(
     perSystem * options.systems.length * CHUNKS + images * IMAGE_CHUNKS,
   );
@@ -727,9 +1036,12 @@ async function main(): Promise<void> {
   const { upstream, url } = await startUpstream();
   const bench = new Bench(upstream, url, progress);
   const results: LevelResult[] = [];
+  const extras: SystemResult[] = [];
   try {
     for (const system of options.systems) {
-      results.push(...(await bench.system(system, plans)));
+      const { levels, extras: more } = await bench.system(system, plans);
+      results.push(...levels);
+      extras.push(more);
     }
   } finally {
     await upstream.stop();
@@ -741,7 +1053,10 @@ async function main(): Promise<void> {
     `Easel bench ${localDate()} — ${CHUNKS} chunks × ${INTERVAL_MS} ms per stream, ` +
     `Node ${process.version}, ${cpus().length} CPUs, ${seconds.toFixed(0)} s, ` +
     `load average ${before['loadAverage1m']} → ${loadavg()[0].toFixed(2)}`;
-  console.log(`\n${header}\n\n${table(results, options.levels)}\n`);
+  console.log(
+    `\n${header}\n\n${table(results, options.systems, options.levels)}\n\n` +
+      `${systemTable(extras)}\n`,
+  );
   for (const result of results) {
     if (result.failedTurns > 0 || (result.image?.failed ?? 0) > 0) {
       console.log(
@@ -755,9 +1070,10 @@ async function main(): Promise<void> {
     machine: before,
     loadAverage1mAtEnd: Number(loadavg()[0].toFixed(2)),
     upstream: { chunks: CHUNKS, imageTurnChunks: IMAGE_CHUNKS, intervalMs: INTERVAL_MS },
-    easelDatabase: DATABASE_URL ? 'postgresql' : 'pglite (memory://)',
+    systems: Object.fromEntries(options.systems.map((s) => [s, SYSTEMS[s]])),
     durationSeconds: seconds,
     results,
+    perSystem: extras,
   });
   console.log(`raw figures: ${path}`);
   if (results.some((result) => result.failedTurns > 0)) process.exitCode = 1;

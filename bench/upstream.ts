@@ -4,6 +4,7 @@
  * relay in between took. `arm(n)` holds the next n streams until `release` (reporting each
  * one held), which makes n streams truly concurrent and gives the orchestrator a quiet moment to sample memory.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { crc32, deflateSync } from 'node:zlib';
 import { isCommand, nowUs, report, serveStats } from './ipc.js';
@@ -21,14 +22,19 @@ function pngChunk(type: string, data: Buffer): Buffer {
   return Buffer.concat([head, data, crc]);
 }
 
-/** A real 32×32 grey PNG: Easel sniffs and stores what it gets. */
-function makePng(size: number): Buffer {
+/**
+ * A real size×size PNG, grey or (`noisy`) random pixels that deflate cannot shrink, so the file
+ * is about 3·size² bytes. Easel sniffs and stores what it gets.
+ */
+function makePng(size: number, noisy = false): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(size, 0);
   ihdr.writeUInt32BE(size, 4);
   ihdr[8] = 8;
   ihdr[9] = 2;
-  const rows = Buffer.alloc((size * 3 + 1) * size, 0x80);
+  const rows = noisy
+    ? randomBytes((size * 3 + 1) * size)
+    : Buffer.alloc((size * 3 + 1) * size, 0x80);
   for (let y = 0; y < size; y++) rows[y * (size * 3 + 1)] = 0;
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
@@ -38,7 +44,9 @@ function makePng(size: number): Buffer {
   ]);
 }
 
-const IMAGE_URL = `data:image/png;base64,${makePng(32).toString('base64')}`;
+const dataUrl = (png: Buffer): string => `data:image/png;base64,${png.toString('base64')}`;
+const SMALL_IMAGE_URL = dataUrl(makePng(32));
+let imageUrl = SMALL_IMAGE_URL;
 
 let sequence = 0;
 let expecting = 0;
@@ -135,7 +143,7 @@ async function answer(req: IncomingMessage, res: ServerResponse): Promise<void> 
           message: {
             role: 'assistant',
             content: '',
-            images: [{ type: 'image_url', image_url: { url: IMAGE_URL } }],
+            images: [{ type: 'image_url', image_url: { url: imageUrl } }],
           },
         },
       ],
@@ -163,6 +171,11 @@ process.on('message', (message: unknown) => {
     expecting = message.count;
     armedChunks = message.chunks;
     held = [];
+  } else if (message.cmd === 'image-bytes') {
+    imageUrl =
+      message.bytes <= 0
+        ? SMALL_IMAGE_URL
+        : dataUrl(makePng(Math.ceil(Math.sqrt(message.bytes / 3)), true));
   } else if (message.cmd === 'release') {
     const starts = held;
     expecting = 0;

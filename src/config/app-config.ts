@@ -7,6 +7,8 @@ export interface AppConfig {
   readonly publicBaseUrl: string;
   readonly databaseUrl: string | null;
   readonly dataDir: string;
+  /** Embedded PGlite runs in a worker thread (PGLITE_WORKER, default on), off the relaying loop. */
+  readonly pgliteWorker: boolean;
   readonly auth: {
     readonly jwtSecret: string;
     /** True when no AUTH_JWT_SECRET was given and one was made for this process (dev only). */
@@ -245,6 +247,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     publicBaseUrl,
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']) ?? null,
     dataDir: raw(env, 'DATA_DIR') || './data',
+    pgliteWorker: boolean(env, 'PGLITE_WORKER', true),
     auth: { jwtSecret, generated },
     provider: {
       kind,

@@ -9,7 +9,11 @@ import { DatabaseClient } from './database.client.js';
       provide: DatabaseClient,
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) =>
-        DatabaseClient.connect({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }),
+        DatabaseClient.connect({
+          databaseUrl: config.databaseUrl,
+          dataDir: config.dataDir,
+          pgliteWorker: config.pgliteWorker,
+        }),
     },
   ],
   exports: [DatabaseClient],
