@@ -22,3 +22,5 @@ if (config.auth.generated) {
   // Straight to the terminal: the logger would (rightly) redact a JWT.
   process.stderr.write(`token for user "dev" (valid until restart):\n${token}\n`);
 }
+// Last, so it is the line a newcomer sees.
+if (config.demoPage) logger.log(`open ${config.publicBaseUrl}/ to try it in the browser`);

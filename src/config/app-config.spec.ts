@@ -77,6 +77,15 @@ describe('loadConfig', () => {
     });
   });
 
+  it('serves the demo page outside production unless DEMO_PAGE says otherwise', () => {
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET }).demoPage).toBe(true);
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET, DEMO_PAGE: 'false' }).demoPage).toBe(false);
+    const production = { AUTH_JWT_SECRET: SECRET, NODE_ENV: 'production' };
+    expect(loadConfig(production).demoPage).toBe(false);
+    expect(loadConfig({ ...production, DEMO_PAGE: 'true' }).demoPage).toBe(true);
+    expect(() => loadConfig({ AUTH_JWT_SECRET: SECRET, DEMO_PAGE: 'maybe' })).toThrow(ConfigError);
+  });
+
   it('turns composing off with IMAGE_COMPOSE_MODEL=off', () => {
     expect(
       loadConfig({ AUTH_JWT_SECRET: SECRET, IMAGE_COMPOSE_MODEL: 'off' }).image.composeModel,

@@ -58,6 +58,11 @@ export interface AppConfig {
   readonly historyMessages: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: string;
+  /**
+   * Serve the demo page at `/` (DEMO_PAGE). Default: on outside production; a production API
+   * serves apps, not a page that asks people to paste tokens (docs: README "Demo page").
+   */
+  readonly demoPage: boolean;
 }
 
 export class ConfigError extends Error {
@@ -283,5 +288,6 @@ export function loadConfig(env: Env = process.env): AppConfig {
     historyMessages: integer(env, 'HISTORY_MESSAGES', 20, 0, 200),
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     logLevel: logLevel(env),
+    demoPage: boolean(env, 'DEMO_PAGE', nodeEnv !== 'production'),
   };
 }
