@@ -39,7 +39,7 @@ async function signedIn(
   await page.locator('#new-session-title').fill(title);
   await page.locator('#new-session button[type=submit]').click();
   await page.locator('.session-list li.active', { hasText: title }).waitFor();
-  const token = await page.evaluate(() => sessionStorage.getItem('easel.token'));
+  const token = await page.evaluate<string | null>("sessionStorage.getItem('easel.token')");
   const sessionId = decodeURIComponent(new URL(page.url()).hash.slice(1));
   expect(token).toBeTruthy();
   expect(sessionId).not.toBe('');
@@ -54,12 +54,10 @@ async function send(page: Page, text: string, mode: 'Text' | 'Image' | 'Auto'): 
 
 /** Waits until the live reply's text matches (it streams in). */
 async function textMatches(page: Page, pattern: RegExp): Promise<void> {
+  // Page code is passed as text: this file is compiled without the DOM's types.
   await page.waitForFunction(
-    (source) =>
-      new RegExp(source, 'i').test(
-        document.querySelector('.turn .msg.assistant .text')?.textContent ?? '',
-      ),
-    pattern.source,
+    `new RegExp(${JSON.stringify(pattern.source)}, 'i').test(` +
+      `document.querySelector('.turn .msg.assistant .text')?.textContent ?? '')`,
   );
 }
 
@@ -193,7 +191,9 @@ describe('the demo page in Chromium', () => {
     await expect(page.locator(`.msg[data-id="${messageId}"]`).count()).resolves.toBe(1);
     expect(await resumed.locator('.text').innerText()).toBe(stored.content);
     await expect(page.locator('.msg.user').count()).resolves.toBe(1);
-    expect(await page.evaluate(() => sessionStorage.getItem('easel.running'))).toBeNull();
+    expect(
+      await page.evaluate<string | null>("sessionStorage.getItem('easel.running')"),
+    ).toBeNull();
     expect(errors).toEqual([]);
   });
 
@@ -212,8 +212,8 @@ describe('the demo page in Chromium', () => {
     await page.locator('#send').click();
     await page.locator('.turn[data-status="complete"]').waitFor({ timeout: 15_000 });
     await expect(page.locator('.picture .badge').innerText()).resolves.toBe('完成');
-    const overflow = await page.evaluate(
-      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    const overflow = await page.evaluate<number>(
+      'document.documentElement.scrollWidth - document.documentElement.clientWidth',
     );
     expect(overflow).toBe(0);
     await screenshot(page, 'demo-phone-zh');
