@@ -6,6 +6,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -141,21 +142,46 @@ export const turns = pgTable(
   ],
 );
 
-/** Generated image bytes; served through signed URLs. */
-export const images = pgTable('images', {
-  id: text('id').primaryKey(),
-  sessionId: text('session_id')
-    .notNull()
-    .references(() => sessions.id, { onDelete: 'cascade' }),
-  messageId: text('message_id')
-    .notNull()
-    .references(() => messages.id, { onDelete: 'cascade' }),
-  mime: text('mime').notNull(),
-  width: integer('width').notNull(),
-  height: integer('height').notNull(),
-  bytes: bytea('bytes').notNull(),
-  size: integer('size').notNull(),
-  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
-});
+/**
+ * A generated image: what serves it (type, size) and whom it belongs to. Its bytes live in the
+ * image store (src/images/image-store.ts), written before this row, found by the same id.
+ */
+export const images = pgTable(
+  'images',
+  {
+    id: text('id').primaryKey(),
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    messageId: text('message_id')
+      .notNull()
+      .references(() => messages.id, { onDelete: 'cascade' }),
+    mime: text('mime').notNull(),
+    width: integer('width').notNull(),
+    height: integer('height').notNull(),
+    size: integer('size').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [index('images_session_idx').on(t.sessionId)],
+);
 
-export const schema = { sessions, messages, turns, images };
+/**
+ * The PostgreSQL image store: an image's bytes in chunks, so neither a write nor a read holds
+ * one statement's worth of a whole image. No foreign key: the bytes are written before their
+ * `images` row exists, and the orphan sweep removes chunks whose row is gone.
+ */
+export const imageChunks = pgTable(
+  'image_chunks',
+  {
+    imageId: text('image_id').notNull(),
+    seq: integer('seq').notNull(),
+    bytes: bytea('bytes').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.imageId, t.seq] }),
+    index('image_chunks_created_idx').on(t.createdAt),
+  ],
+);
+
+export const schema = { sessions, messages, turns, images, imageChunks };

@@ -11,6 +11,7 @@ import { DatabaseClient, IN_MEMORY } from '../database/database.client.js';
 import { images, messages, sessions } from '../database/schema.js';
 import { ImageGenModule } from '../image-gen/image-gen.module.js';
 import { ImageGenService } from '../image-gen/image-gen.service.js';
+import { ImageStore } from './image-store.js';
 import { ImageUrlSigner } from './image-url.signer.js';
 import { ImagesModule } from './images.module.js';
 
@@ -37,7 +38,6 @@ describe('GET /v1/images/:image_id (ImagesModule, and ImageGenModule wired with 
       mime: 'image/png',
       width: 6,
       height: 4,
-      bytes: png,
       size: png.length,
     });
 
@@ -57,6 +57,7 @@ describe('GET /v1/images/:image_id (ImagesModule, and ImageGenModule wired with 
     app.useGlobalFilters(new ApiExceptionFilter());
     await app.init();
     signer = app.get(ImageUrlSigner);
+    await app.get(ImageStore).put('img_1', png);
   });
 
   afterAll(async () => {
@@ -69,7 +70,7 @@ describe('GET /v1/images/:image_id (ImagesModule, and ImageGenModule wired with 
     return `${parsed.pathname}${parsed.search}`;
   };
 
-  it('serves the bytes with their type, length and a private cache until expiry', async () => {
+  it('serves the bytes with their type, length, ETag and an immutable private cache until expiry', async () => {
     const response = await request(app.getHttpServer())
       .get(pathOf(signer.sign('img_1').url))
       .buffer(true)
@@ -82,8 +83,36 @@ describe('GET /v1/images/:image_id (ImagesModule, and ImageGenModule wired with 
 
     expect(response.headers['content-type']).toBe('image/png');
     expect(response.headers['content-length']).toBe(String(png.length));
-    expect(response.headers['cache-control']).toMatch(/^private, max-age=(3600|3599)$/);
+    expect(response.headers['cache-control']).toMatch(/^private, max-age=(3600|3599), immutable$/);
+    expect(response.headers['etag']).toBe('"img_1"');
     expect(response.body).toEqual(png);
+  });
+
+  it.each(['"img_1"', 'W/"img_1"', '"other", "img_1"', '*'])(
+    'answers 304 with no body to If-None-Match: %s',
+    async (tag) => {
+      const response = await request(app.getHttpServer())
+        .get(pathOf(signer.sign('img_1').url))
+        .set('If-None-Match', tag)
+        .expect(304);
+      expect(response.headers['etag']).toBe('"img_1"');
+      expect(response.headers['cache-control']).toMatch(/immutable$/);
+      expect(response.text ?? '').toBe('');
+    },
+  );
+
+  it('serves the bytes when If-None-Match names another image', async () => {
+    await request(app.getHttpServer())
+      .get(pathOf(signer.sign('img_1').url))
+      .set('If-None-Match', '"img_2"')
+      .expect(200);
+  });
+
+  it('checks the signature before If-None-Match', async () => {
+    const path = pathOf(signer.sign('img_1').url).replace(/sig=./, (m) =>
+      m.endsWith('A') ? 'sig=B' : 'sig=A',
+    );
+    await request(app.getHttpServer()).get(path).set('If-None-Match', '"img_1"').expect(403);
   });
 
   it.each([
@@ -118,9 +147,10 @@ describe('GET /v1/images/:image_id (ImagesModule, and ImageGenModule wired with 
     const operation = document.paths['/v1/images/{image_id}']?.get;
     expect(operation?.tags).toEqual(['images']);
     expect(operation?.security).toBeUndefined();
-    expect(Object.keys(operation?.responses ?? {}).sort()).toEqual(['200', '403', '404']);
+    expect(Object.keys(operation?.responses ?? {}).sort()).toEqual(['200', '304', '403', '404']);
     expect(Object.keys(operation?.responses['200'] ?? {})).toContain('content');
     expect(operation?.parameters?.map((p) => ('name' in p ? p.name : null)).sort()).toEqual([
+      'If-None-Match',
       'exp',
       'image_id',
       'sig',

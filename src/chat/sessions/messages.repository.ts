@@ -3,6 +3,7 @@ import { and, asc, desc, eq, inArray, ne, sql } from 'drizzle-orm';
 import { DatabaseClient, type Executor } from '../../database/database.client.js';
 import { newestFirst } from '../../database/paging.js';
 import { messages } from '../../database/schema.js';
+import { ImageStore } from '../../images/image-store.js';
 import { ImagesRepository, type NewImage } from '../../images/images.repository.js';
 
 export type MessageRow = typeof messages.$inferSelect;
@@ -17,6 +18,7 @@ export class MessagesRepository {
   constructor(
     private readonly database: DatabaseClient,
     private readonly images: ImagesRepository,
+    private readonly store: ImageStore,
   ) {
     this.contextQuery = database.db
       .select()
@@ -62,8 +64,13 @@ export class MessagesRepository {
       .where(and(eq(messages.turnId, turnId), eq(messages.role, 'assistant')));
   }
 
-  /** Stores an assistant message and, with it, its image, in one transaction. */
-  async saveWithImage(message: NewMessage, image: NewImage): Promise<void> {
+  /**
+   * Stores an image's bytes, then the assistant message and the image's row in one transaction:
+   * a row never points at bytes that are not durable yet. If the transaction fails, the bytes
+   * stay for the orphan sweep: the commit may have happened with only its answer lost.
+   */
+  async saveWithImage(message: NewMessage, image: NewImage, bytes: Buffer): Promise<void> {
+    await this.store.put(image.id, bytes);
     await this.database.db.transaction(async (tx) => {
       await this.upsert(tx, message);
       await this.images.insert(tx, image);

@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../common/api-error.js';
+import { ImageStore } from '../../images/image-store.js';
+import { ImagesRepository } from '../../images/images.repository.js';
 import type { CreateSessionDto, SessionDto, SessionPageDto } from './dto/session.dto.js';
 import type { MessagePageDto } from './dto/message.dto.js';
 import { MessageMapper } from './dto/message.mapper.js';
@@ -14,6 +16,8 @@ export class SessionsService {
     private readonly sessions: SessionsRepository,
     private readonly messages: MessagesRepository,
     private readonly mapper: MessageMapper,
+    private readonly images: ImagesRepository,
+    private readonly imageStore: ImageStore,
   ) {}
 
   async create(userId: string, dto: CreateSessionDto): Promise<SessionDto> {
@@ -46,8 +50,14 @@ export class SessionsService {
     };
   }
 
+  /**
+   * The rows go by cascade; the image bytes right after (an image a turn adds meanwhile is left
+   * to the orphan sweep, ImageSweepJob).
+   */
   async delete(userId: string, sessionId: string): Promise<void> {
+    const imageIds = await this.images.idsInSession(sessionId);
     if (!(await this.sessions.deleteOwned(userId, sessionId))) throw ApiError.sessionNotFound();
+    await this.imageStore.delete(imageIds);
   }
 
   async history(

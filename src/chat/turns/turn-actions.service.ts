@@ -243,7 +243,7 @@ export class TurnActionsService {
     });
   }
 
-  /** Stores the image with its message in one transaction before any frame points at it. */
+  /** Stores the image's bytes, then its message and row, before any frame points at it. */
   private stored$(
     run: TurnRun,
     messageId: string,
@@ -263,16 +263,19 @@ export class TurnActionsService {
         attempts,
       };
       const row = run.attachImage(messageId, stored);
-      await this.messages.saveWithImage(row, {
-        id: stored.image_id,
-        sessionId: run.sessionId,
-        messageId,
-        mime: image.mime,
-        width: image.width,
-        height: image.height,
-        bytes: image.bytes,
-        size: image.bytes.length,
-      });
+      await this.messages.saveWithImage(
+        row,
+        {
+          id: stored.image_id,
+          sessionId: run.sessionId,
+          messageId,
+          mime: image.mime,
+          width: image.width,
+          height: image.height,
+          size: image.bytes.length,
+        },
+        image.bytes,
+      );
       return stored;
     });
   }

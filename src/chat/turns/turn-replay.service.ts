@@ -4,7 +4,7 @@ import { type AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
 import type { ImageFailureReason } from '../../contract/index.js';
 import { ImageUrlSigner } from '../../images/image-url.signer.js';
-import { ImagesRepository } from '../../images/images.repository.js';
+import { ImageStore } from '../../images/image-store.js';
 import { type MessageRow, MessagesRepository } from '../sessions/messages.repository.js';
 import {
   deltaFrame,
@@ -29,7 +29,7 @@ export class TurnReplayService {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly messages: MessagesRepository,
-    private readonly images: ImagesRepository,
+    private readonly store: ImageStore,
     private readonly signer: ImageUrlSigner,
   ) {}
 
@@ -89,8 +89,8 @@ export class TurnReplayService {
     const image = row.metadata.image;
     if (!image) return of();
     return defer(async () => {
-      const stored = this.config.image.inline ? await this.images.findById(image.image_id) : null;
-      return imageFrame(row.id, image, this.signer.sign(image.image_id).url, stored?.bytes ?? null);
+      const bytes = this.config.image.inline ? await this.store.read(image.image_id) : null;
+      return imageFrame(row.id, image, this.signer.sign(image.image_id).url, bytes);
     });
   }
 }

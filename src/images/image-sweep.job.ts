@@ -1,0 +1,59 @@
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { ImageStore } from './image-store.js';
+
+/** How often stored bytes are checked against the `images` rows. */
+const SWEEP_EVERY_MS = 60 * 60_000;
+/**
+ * Bytes younger than this are never orphans: they may be between their write and their row's
+ * (milliseconds apart; the margin is for a slow database).
+ */
+export const ORPHAN_GRACE_MS = 10 * 60_000;
+
+/**
+ * Removes image bytes whose `images` row is gone: at boot and hourly. Deleting a session removes
+ * its bytes at once (SessionsService); this catches the rest: a turn re-run that superseded its
+ * replies (rows cascade), a crash between the bytes and the row, a failed removal.
+ */
+@Injectable()
+export class ImageSweepJob implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(ImageSweepJob.name);
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<number> | null = null;
+
+  constructor(@Inject(ImageStore) private readonly store: ImageStore) {}
+
+  onApplicationBootstrap(): void {
+    // Not awaited: a large folder must not hold up the boot.
+    void this.run();
+    this.timer = setInterval(() => void this.run(), SWEEP_EVERY_MS).unref();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One sweep (a sweep already under way is joined); resolves to how many were removed. */
+  run(now: number = Date.now()): Promise<number> {
+    this.running ??= this.store
+      .removeOrphans(new Date(now - ORPHAN_GRACE_MS))
+      .then((removed) => {
+        if (removed > 0) this.logger.log(`removed ${removed} orphaned image(s)`);
+        return removed;
+      })
+      .catch((error: unknown) => {
+        this.logger.error(`sweeping orphaned images: ${String(error)}`);
+        return 0;
+      })
+      .finally(() => {
+        this.running = null;
+      });
+    return this.running;
+  }
+}
