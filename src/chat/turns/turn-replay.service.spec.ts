@@ -2,7 +2,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { loadConfig } from '../../config/app-config.js';
 import type { MessageMetadata } from '../../database/schema.js';
 import { ImageUrlSigner } from '../../images/image-url.signer.js';
-import type { ImagesRepository } from '../../images/images.repository.js';
+import type { ImageStore } from '../../images/image-store.js';
 import type { MessageRow, MessagesRepository } from '../sessions/messages.repository.js';
 import type { Frame } from './frames.js';
 import { TurnReplayService } from './turn-replay.service.js';
