@@ -67,11 +67,10 @@ function replay(rows: MessageRow[], stored: TurnRow): Promise<Frame[]> {
     inOrder: async (ids: readonly string[]) =>
       ids.flatMap((id) => rows.filter((row) => row.id === id)),
   } as unknown as MessagesRepository;
-  const images = {
-    findById: async (id: string) =>
-      id === 'img-1' ? { id, mime: 'image/png', bytes: BYTES } : null,
-  } as unknown as ImagesRepository;
-  const service = new TurnReplayService(config, messages, images, new ImageUrlSigner(config));
+  const store = {
+    read: async (id: string) => (id === 'img-1' ? BYTES : null),
+  } as unknown as ImageStore;
+  const service = new TurnReplayService(config, messages, store, new ImageUrlSigner(config));
   return lastValueFrom(service.frames$(stored).pipe(toArray()));
 }
 
