@@ -61,20 +61,25 @@ function findProblem(root: unknown, rootPath: string): string | null {
     if (depth >= MAX_JSON_DEPTH) {
       return `${path || 'body'}: nested more than ${MAX_JSON_DEPTH} levels deep`;
     }
+    // Pushed in reverse so they are popped in document order: the first problem is reported.
+    const children: { value: unknown; path: string; depth: number }[] = [];
     if (Array.isArray(value)) {
       value.forEach((item: unknown, index) =>
-        pending.push({ value: item, path: `${path}[${index}]`, depth: depth + 1 }),
+        children.push({ value: item, path: `${path}[${index}]`, depth: depth + 1 }),
       );
-      continue;
+    } else {
+      for (const [key, item] of Object.entries(value)) {
+        // Named as JSON, so a NUL in the key shows as \u0000 and not as a raw control byte.
+        if (hasUnstorableText(key)) {
+          return `${path ? `${path}.` : ''}${JSON.stringify(key)}: ${UNSTORABLE}`;
+        }
+        const at = path ? `${path}.${key}` : key;
+        if (RESERVED_KEYS.has(key)) return `${at}: property ${key} should not exist`;
+        children.push({ value: item, path: at, depth: depth + 1 });
+      }
     }
-    for (const [key, item] of Object.entries(value)) {
-      // The key is named as JSON, so a NUL in it shows as \u0000 and not as a raw control byte.
-      if (hasUnstorableText(key))
-        return `${path ? `${path}.` : ''}${JSON.stringify(key)}: ${UNSTORABLE}`;
-      const at = path ? `${path}.${key}` : key;
-      if (RESERVED_KEYS.has(key)) return `${at}: property ${key} should not exist`;
-      pending.push({ value: item, path: at, depth: depth + 1 });
-    }
+    // A loop, not push(...children): a 256 KB array has more items than a call takes arguments.
+    for (let index = children.length - 1; index >= 0; index--) pending.push(children[index]);
   }
   return null;
 }
