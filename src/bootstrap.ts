@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import type { Server } from 'node:http';
 import { type INestApplication, ValidationPipe, type ValidationError } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -44,6 +45,21 @@ export function buildOpenApi(app: INestApplication): OpenAPIObject {
   return document;
 }
 
+/**
+ * Node's limits on receiving a request, from config. `requestTimeout` ends when the request has
+ * been read, so a long turn stream (the response) is never cut by it. Node enforces both limits
+ * from a timer that runs every `connectionsCheckingInterval` (30 s by default, read when the
+ * server starts listening): tightened so a limit fires within a quarter of itself.
+ */
+export function applyServerTimeouts(server: Server, limits: AppConfig['http']): void {
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  // A createServer option in the typings, but kept as this property and read on 'listening'.
+  (server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval =
+    Math.min(1000, Math.ceil(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 4));
+}
+
 /** The app as `main.ts` and the e2e suites run it: same pipes, filters and docs. */
 export async function createApp(config: AppConfig): Promise<NestExpressApplication> {
   const logger = AppLogger.forConfig(config);
@@ -53,6 +69,7 @@ export async function createApp(config: AppConfig): Promise<NestExpressApplicati
     // JSON only: Nest's default urlencoded parser would let form posts through as requests.
     bodyParser: false,
   });
+  applyServerTimeouts(app.getHttpServer() as Server, config.http);
   // First, so body-parser errors are logged with a request id too.
   app.use(requestLogging(logger.pino));
   app.useBodyParser('json', { limit: '256kb' });

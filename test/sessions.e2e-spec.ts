@@ -1,5 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
+import fc from 'fast-check';
 import { SignJWT } from 'jose';
 import request, { type Response } from 'supertest';
 import type { MessageDto, MessagePageDto } from '../src/chat/sessions/dto/message.dto.js';
@@ -9,6 +10,12 @@ import { images, messages, turns } from '../src/database/schema.js';
 import { clientMsgId } from './harness/api.js';
 import { startApp, TEST_SECRET, type TestApp } from './harness/app.js';
 import { frameOf, postTurn, type TurnResponse, types } from './harness/sse-client.js';
+import {
+  awkwardButStorable,
+  hazardousUnit,
+  isUnstorable,
+  unstorableText,
+} from './harness/unstorable-text.js';
 
 let t: TestApp;
 let alice: string;
@@ -524,6 +531,22 @@ describe('authentication', () => {
       'an unsigned (alg none) token',
       async () => bearer(`${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: 'alice' })}.`),
     ],
+    ...(
+      [
+        ['NUL', 'ali\u0000ce'],
+        ['a lone surrogate next to CJK', '用户\uD83D'],
+      ] as const
+    ).map(([what, sub]): [string, () => Promise<Record<string, string>>] => [
+      `a token whose sub holds ${what}`,
+      async () =>
+        bearer(
+          await new SignJWT({})
+            .setProtectedHeader({ alg: 'HS256' })
+            .setSubject(sub)
+            .setExpirationTime(now() + 3600)
+            .sign(secret),
+        ),
+    ]),
     [
       'a token whose payload was swapped',
       async () => {
@@ -809,4 +832,137 @@ describe('image write-back and signed image URLs', () => {
       expectError(await api().get(withQuery(exp, sign(randomUUID(), exp))), 403, 'forbidden');
     });
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Property-based: every sessions route, with NULs and surrogate halves mixed into its input
+// ---------------------------------------------------------------------------------------------
+
+describe('property: random input on every sessions route never gets a 5xx', () => {
+  const RUNS = 120;
+  /** Any string, often with a NUL or half a surrogate pair in it. */
+  const anyText = fc.oneof(
+    unstorableText,
+    awkwardButStorable,
+    fc.string({ unit: hazardousUnit, maxLength: 30 }),
+  );
+  /** Every UTF-8 byte percent-encoded, so no "." segment is normalised away and NUL is %00. */
+  const pathSegment = (text: string): string =>
+    [...Buffer.from(text, 'utf8')].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('');
+  /** What the server will see once it decodes the segment (lone surrogates travel as U+FFFD). */
+  const asSent = (text: string): string => Buffer.from(text, 'utf8').toString('utf8');
+
+  let sessionId: string;
+  beforeAll(async () => {
+    sessionId = (await createSession(alice, { title: 'fuzzed' })).id;
+  });
+
+  it(`POST /v1/sessions: ${RUNS} titles and system prompts`, async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({ title: anyText, system_prompt: anyText }, { requiredKeys: [] }),
+        async (body) => {
+          const res = await api().post('/v1/sessions').set(bearer(alice)).send(body);
+          expect(res.status).toBeLessThan(500);
+          const bad = Object.entries(body).find(([, value]) => isUnstorable(value));
+          if (bad) {
+            expectError(res, 400, 'invalid_payload');
+            expect((res.body as { message: string }).message).toMatch(new RegExp(`^${bad[0]}: `));
+          } else if ((body.title ?? '').length <= 200) {
+            expect(res.status).toBe(201);
+            expect((res.body as SessionDto).title).toBe(body.title ?? null);
+            expect((res.body as SessionDto).system_prompt).toBe(body.system_prompt ?? null);
+          }
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  }, 60_000);
+
+  it(`${RUNS} path ids on GET, DELETE, …/messages and …/messages/:id/image`, async () => {
+    const id = anyText.filter((text) => !['', '.', '..'].includes(asSent(text)));
+    await fc.assert(
+      fc.asyncProperty(id, id, async (sessionPart, messagePart) => {
+        const unknown = pathSegment(sessionPart);
+        for (const res of [
+          await api().get(`/v1/sessions/${unknown}`).set(bearer(alice)),
+          await api().get(`/v1/sessions/${unknown}/messages`).set(bearer(alice)),
+          await api().delete(`/v1/sessions/${unknown}`).set(bearer(alice)),
+        ]) {
+          expectError(res, 404, 'session_not_found');
+        }
+        const image = await api()
+          .post(`/v1/sessions/${sessionId}/messages/${pathSegment(messagePart)}/image`)
+          .set(bearer(alice))
+          .send({ url: 'https://example.com/a.png' });
+        expectError(image, 404, 'not_found');
+      }),
+      { numRuns: RUNS },
+    );
+    // The session the ids were tried against is still there.
+    expect((await api().get(`/v1/sessions/${sessionId}`).set(bearer(alice))).status).toBe(200);
+  }, 60_000);
+
+  it(`${RUNS} limit, cursor and before query values`, async () => {
+    const value = fc.oneof(anyText, fc.constantFrom('0x10', '1e1', '16', '1', '100', '101'));
+    await fc.assert(
+      fc.asyncProperty(value, value, async (limit, cursor) => {
+        const sent = { limit: asSent(limit), cursor: asSent(cursor) };
+        const lists = [
+          await api().get('/v1/sessions').query(sent).set(bearer(alice)),
+          await api()
+            .get(`/v1/sessions/${sessionId}/messages`)
+            .query({ limit: sent.limit, before: sent.cursor })
+            .set(bearer(alice)),
+        ];
+        for (const res of lists) {
+          expect(res.status).toBeLessThan(500);
+          if (res.status !== 200) expectError(res, 400, 'invalid_payload');
+          if (isUnstorable(sent.limit) || isUnstorable(sent.cursor)) expect(res.status).toBe(400);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  }, 60_000);
+
+  it(`${RUNS} image write-back bodies`, async () => {
+    const url = fc.oneof(
+      anyText,
+      anyText.map((text) => `https://example.com/${text}`),
+      fc.jsonValue({ maxDepth: 2, stringUnit: hazardousUnit }),
+    );
+    await fc.assert(
+      fc.asyncProperty(url, async (value) => {
+        const res = await api()
+          .post(`/v1/sessions/${sessionId}/messages/${randomUUID()}/image`)
+          .set(bearer(alice))
+          .send({ url: value });
+        expect(res.status).toBeLessThan(500);
+        if (typeof value === 'string' && isUnstorable(value)) {
+          expectError(res, 400, 'invalid_payload');
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  }, 60_000);
+
+  it(`${RUNS} token subjects: unstorable ones are refused (401), the rest are users`, async () => {
+    const secret = new TextEncoder().encode(TEST_SECRET);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ unit: hazardousUnit, minLength: 1, maxLength: 20 }),
+        async (sub) => {
+          const token = await new SignJWT({})
+            .setProtectedHeader({ alg: 'HS256' })
+            .setSubject(sub)
+            .setExpirationTime(Math.floor(Date.now() / 1000) + 600)
+            .sign(secret);
+          const res = await api().get('/v1/sessions').set(bearer(token));
+          if (isUnstorable(sub)) expectError(res, 401, 'unauthorized');
+          else expect(res.status).toBe(200);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  }, 60_000);
 });

@@ -7,6 +7,12 @@ import type { ActionType } from '../src/contract/index.js';
 import { messages, turns } from '../src/database/schema.js';
 import { clientMsgId } from './harness/api.js';
 import { startApp, type TestApp } from './harness/app.js';
+import {
+  awkwardButStorable,
+  hazardousUnit,
+  isUnstorable,
+  unstorableText,
+} from './harness/unstorable-text.js';
 
 /**
  * Pre-stream validation of `POST /v1/sessions/:id/turns` (protocol §3 "Request", §4): every
@@ -390,8 +396,10 @@ const contentField = field(
     good(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 })),
     good(fc.constantFrom('画一只猫', 'draw me a cat', 'a picture of a red fox', 'a'.repeat(8000))),
     good(fc.constantFrom('', ' ', '\n\t ')),
+    good(awkwardButStorable),
   ),
   fc.oneof(
+    bad(unstorableText),
     bad(fc.integer({ min: 8001, max: 8100 }).map((n) => 'c'.repeat(n))),
     bad(fc.constantFrom(null, 0, 12.5, true, ['text'], { text: 'hi' })),
     absent.map(() => ({ ok: false })),
@@ -411,6 +419,7 @@ const clientMsgIdField = field(
         .map(([key, char]) => `${key.slice(0, 4)}${char}${key.slice(4)}`),
     ),
     bad(fc.constantFrom(null, 12345678, ['abcdefgh'], {})),
+    bad(keyChars(8, 20).chain((key) => unstorableText.map((text) => `${key}${text}`))),
     absent.map(() => ({ ok: false })),
   ),
 );
@@ -427,34 +436,49 @@ const imageFields = {
   ),
   model: field(
     fc.oneof(absent, good(fc.constantFrom('demo/painter', 'demo/flaky-painter', 'acme/brush-1'))),
-    bad(fc.constantFrom(7, ['demo/painter'], { id: 'demo/painter' }, false)),
+    fc.oneof(
+      bad(fc.constantFrom(7, ['demo/painter'], { id: 'demo/painter' }, false)),
+      bad(unstorableText),
+    ),
   ),
   image_prompt: field(
-    fc.oneof(absent, good(fc.string({ maxLength: 200 })), good(fc.constant('p'.repeat(2000)))),
+    fc.oneof(
+      absent,
+      good(fc.string({ maxLength: 200 })),
+      good(fc.constant('p'.repeat(2000))),
+      good(awkwardButStorable),
+    ),
     fc.oneof(
       bad(fc.integer({ min: 2001, max: 2100 }).map((n) => 'p'.repeat(n))),
       bad(fc.constantFrom(12, {}, [])),
+      bad(unstorableText),
     ),
   ),
   aspect_ratio: field(
     fc.oneof(absent, good(fc.constantFrom('1:1', '3:4', '4:3', '9:16', '16:9'))),
-    bad(fc.constantFrom('2:1', '16:10', '1:1 ', ' 1:1', '1/1', '', 1.5)),
+    fc.oneof(
+      bad(fc.constantFrom('2:1', '16:10', '1:1 ', ' 1:1', '1/1', '', 1.5)),
+      bad(unstorableText.map((text) => `1:1${text}`)),
+    ),
   ),
   reference_image_url: field(
     fc.oneof(
       absent,
       good(fc.constantFrom('https://example.com/ref.png', 'http://cdn.example.org/a/b.jpg?x=1')),
     ),
-    bad(
-      fc.constantFrom(
-        '/ref.png',
-        'ref.png',
-        'ftp://example.com/ref.png',
-        'file:///etc/passwd',
-        'javascript:alert(1)',
-        `https://example.com/${'r'.repeat(2040)}`,
-        5,
+    fc.oneof(
+      bad(
+        fc.constantFrom(
+          '/ref.png',
+          'ref.png',
+          'ftp://example.com/ref.png',
+          'file:///etc/passwd',
+          'javascript:alert(1)',
+          `https://example.com/${'r'.repeat(2040)}`,
+          5,
+        ),
       ),
+      bad(unstorableText.map((text) => `https://example.com/${text}`)),
     ),
   ),
 };
@@ -465,6 +489,7 @@ const unknownKeys = fc.uniqueArray(
   fc.oneof(
     fc.string({ minLength: 1, maxLength: 12 }),
     fc.constantFrom('stream', 'user_id', 'role', 'constructor', '__proto__', 'toString', 'images'),
+    unstorableText,
   ),
   { maxLength: 2 },
 );
@@ -566,6 +591,13 @@ function expectRobust(reply: Reply): void {
   expectJsonError(reply);
 }
 
+/** True when a string or key anywhere in `value` holds text PostgreSQL cannot store. */
+function holdsUnstorable(value: unknown): boolean {
+  if (typeof value === 'string') return isUnstorable(value);
+  if (typeof value !== 'object' || value === null) return false;
+  return Object.entries(value).some(([key, item]) => isUnstorable(key) || holdsUnstorable(item));
+}
+
 const validTurnJson = fc
   .record({
     content: fc.string({ minLength: 1, maxLength: 100 }).filter((text) => text.trim() !== ''),
@@ -575,7 +607,7 @@ const validTurnJson = fc
 
 describe('property: random turn bodies', () => {
   /** Kept modest so the file stays well under a minute with the demo provider at 0 delay. */
-  const runs = { oracle: 700, json: 600, raw: 450, contentTypes: 250 };
+  const runs = { oracle: 700, json: 600, hazardousJson: 300, raw: 450, contentTypes: 250 };
 
   it(`matches the contract's verdict for ${runs.oracle} bodies mixing valid and invalid fields`, async () => {
     const sessionId = await newSession();
@@ -623,6 +655,36 @@ describe('property: random turn bodies', () => {
     expect((await rowsOf(sessionId))[0]).toBe(streamed);
   }, 60_000);
 
+  it(`refuses ${runs.hazardousJson} JSON values holding NULs or surrogate halves anywhere with 400`, async () => {
+    const sessionId = await newSession();
+    // A valid turn with a hazardous value somewhere in it, or any JSON value with such strings.
+    const hazardous = fc.oneof(
+      fc
+        .tuple(fc.jsonValue({ maxDepth: 3, stringUnit: hazardousUnit }), fc.nat(3))
+        .map(([value, where]) => {
+          const turn: Record<string, unknown> = { content: 'hi', client_msg_id: uniqueKey() };
+          if (where === 0) return { ...turn, image: { image_prompt: value } };
+          if (where === 1) return { ...turn, content: value };
+          if (where === 2) return { ...turn, image: value };
+          return value;
+        }),
+      fc.jsonValue({ maxDepth: 4, stringUnit: hazardousUnit }),
+    );
+    let refusedForText = 0;
+    await fc.assert(
+      fc.asyncProperty(hazardous, async (value) => {
+        const reply = await postTurn(sessionId, JSON.stringify(value));
+        expectRobust(reply);
+        if (holdsUnstorable(value)) {
+          refusedForText++;
+          expectJsonError(reply, 400, 'invalid_payload');
+        }
+      }),
+      { numRuns: runs.hazardousJson },
+    );
+    expect(refusedForText).toBeGreaterThan(runs.hazardousJson / 10);
+  }, 60_000);
+
   it(`never answers 5xx to ${runs.raw} random raw bodies`, async () => {
     const sessionId = await newSession();
     const corrupted = fc
@@ -636,6 +698,7 @@ describe('property: random turn bodies', () => {
       { weight: 3, arbitrary: fc.string({ maxLength: 200 }) },
       { weight: 3, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
       { weight: 3, arbitrary: fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)) },
+      { weight: 2, arbitrary: fc.string({ unit: hazardousUnit, maxLength: 200 }) },
       { weight: 2, arbitrary: corrupted },
     );
     await fc.assert(

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { errors, jwtVerify, SignJWT } from 'jose';
+import { hasUnstorableText } from '../common/text.js';
 import { type AppConfig } from '../config/app-config.js';
 import { APP_CONFIG } from '../config/config.module.js';
 
@@ -21,11 +22,15 @@ export class JwtService {
       .sign(new TextEncoder().encode(secret));
   }
 
-  /** Resolves the user id, or null for a token that is malformed, forged, expired or has no `sub`. */
+  /**
+   * Resolves the user id, or null for a token that is malformed, forged, expired or has no
+   * usable `sub` (empty, or holding text PostgreSQL cannot store: no such user can exist).
+   */
   async verify(token: string): Promise<string | null> {
     try {
       const { payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'] });
-      return typeof payload.sub === 'string' && payload.sub !== '' ? payload.sub : null;
+      const sub = payload.sub;
+      return typeof sub === 'string' && sub !== '' && !hasUnstorableText(sub) ? sub : null;
     } catch (error) {
       if (error instanceof errors.JOSEError) return null;
       throw error;

@@ -15,6 +15,28 @@ describe('loadConfig', () => {
     expect(config.image.inline).toBe(true);
     expect(config.image.models.length).toBeGreaterThan(1);
     expect(config.publicBaseUrl).toBe('http://localhost:3000');
+    expect(config.replyMaxChars).toBe(200_000);
+    expect(config.http).toEqual({
+      headersTimeoutMs: 15_000,
+      requestTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 65_000,
+    });
+  });
+
+  it('reads the reply cap and the HTTP server timeouts', () => {
+    const config = loadConfig({
+      AUTH_JWT_SECRET: SECRET,
+      REPLY_MAX_CHARS: '5000',
+      HTTP_HEADERS_TIMEOUT_MS: '2000',
+      HTTP_REQUEST_TIMEOUT_MS: '2000',
+      HTTP_KEEPALIVE_TIMEOUT_MS: '1000',
+    });
+    expect(config.replyMaxChars).toBe(5000);
+    expect(config.http).toEqual({
+      headersTimeoutMs: 2000,
+      requestTimeoutMs: 2000,
+      keepAliveTimeoutMs: 1000,
+    });
   });
 
   it('uses the OpenAI-compatible provider when a base URL and key are given', () => {
@@ -131,6 +153,20 @@ describe('loadConfig', () => {
     ],
     [{ CHAT_IDLE_TIMEOUT_MS: 'soon' }, 'CHAT_IDLE_TIMEOUT_MS must be a whole number, got "soon"'],
     [{ CHAT_MAX_TOKENS: '0' }, 'CHAT_MAX_TOKENS must be between 1 and 1000000, got 0'],
+    [{ REPLY_MAX_CHARS: '0' }, 'REPLY_MAX_CHARS must be between 1 and 10000000, got 0'],
+    [{ REPLY_MAX_CHARS: '2e5' }, 'REPLY_MAX_CHARS must be a whole number, got "2e5"'],
+    [
+      { HTTP_REQUEST_TIMEOUT_MS: '50' },
+      'HTTP_REQUEST_TIMEOUT_MS must be between 100 and 3600000, got 50',
+    ],
+    [
+      { HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' },
+      'HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS (10000), got 20000',
+    ],
+    [
+      { HTTP_KEEPALIVE_TIMEOUT_MS: 'forever' },
+      'HTTP_KEEPALIVE_TIMEOUT_MS must be a whole number, got "forever"',
+    ],
     [{ AUTH_JWT_SECRET: 'short' }, 'AUTH_JWT_SECRET must be at least 16 characters long'],
     [
       { LOG_LEVEL: 'loud' },

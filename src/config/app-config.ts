@@ -52,7 +52,18 @@ export interface AppConfig {
     readonly signingSecret: string;
   };
   readonly turnTimeoutMs: number;
+  /** A reply longer than this (UTF-16 code units) is cut: `done(truncated)` + `error`. */
+  readonly replyMaxChars: number;
   readonly sseHeartbeatMs: number;
+  /** Node's HTTP server limits (docs/api-reference.md "Server timeouts"). */
+  readonly http: {
+    /** From a connection's first byte to the end of the request headers. */
+    readonly headersTimeoutMs: number;
+    /** From the first byte to the end of the request body (not the response: streams are not cut). */
+    readonly requestTimeoutMs: number;
+    /** How long an idle keep-alive connection stays open between requests. */
+    readonly keepAliveTimeoutMs: number;
+  };
   readonly maxStreamsPerUser: number;
   /** How many earlier messages of the session go to the model as context. */
   readonly historyMessages: number;
@@ -185,6 +196,23 @@ function imageProvider(
   return { kind: baseUrl ? api : 'demo', baseUrl, apiKey };
 }
 
+function httpTimeouts(env: Env): AppConfig['http'] {
+  const headersTimeoutMs = integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 15_000, 100, 600_000);
+  const requestTimeoutMs = integer(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000);
+  // Node checks the headers limit only while the request limit has not passed.
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(
+      'HTTP_HEADERS_TIMEOUT_MS',
+      `must not exceed HTTP_REQUEST_TIMEOUT_MS (${requestTimeoutMs}), got ${headersTimeoutMs}`,
+    );
+  }
+  return {
+    headersTimeoutMs,
+    requestTimeoutMs,
+    keepAliveTimeoutMs: integer(env, 'HTTP_KEEPALIVE_TIMEOUT_MS', 65_000, 100, 600_000),
+  };
+}
+
 function logLevel(env: Env): string {
   const value = (raw(env, 'LOG_LEVEL') || 'info').toLowerCase();
   if (!LOG_LEVELS.includes(value)) {
@@ -283,7 +311,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
       signingSecret: raw(env, 'IMAGE_SIGNING_SECRET') || `${jwtSecret}:images`,
     },
     turnTimeoutMs: integer(env, 'TURN_TIMEOUT_MS', 120_000, 100, 3_600_000),
+    replyMaxChars: integer(env, 'REPLY_MAX_CHARS', 200_000, 1, 10_000_000),
     sseHeartbeatMs: integer(env, 'SSE_HEARTBEAT_MS', 15_000, 10, 600_000),
+    http: httpTimeouts(env),
     maxStreamsPerUser: integer(env, 'MAX_STREAMS_PER_USER', 3, 1, 1000),
     historyMessages: integer(env, 'HISTORY_MESSAGES', 20, 0, 200),
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),

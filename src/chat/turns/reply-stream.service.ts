@@ -43,12 +43,23 @@ export class ReplyStreamService {
     emit: (event: ReplyEvent) => void,
   ): Promise<void> {
     const failures: ProviderError[] = [];
+    const maxChars = this.config.replyMaxChars;
     for (const model of this.config.chatModels) {
       let started = false;
+      let length = 0;
       const sent = performance.now();
       try {
         for await (const chunk of this.provider.streamChat({ model, messages, signal })) {
           if (chunk.type === 'delta') {
+            length += chunk.content.length;
+            // Leaving the loop ends the provider's stream, which aborts the upstream call. The
+            // delta that would overshoot is dropped, so what is stored never exceeds the cap.
+            if (length > maxChars) {
+              throw new TurnFailure(
+                'upstream_unavailable',
+                `${model}'s reply grew past REPLY_MAX_CHARS (${maxChars} characters)`,
+              );
+            }
             if (!started) {
               this.metrics.upstreamLatency('chat_first_token', model, performance.now() - sent);
               emit({ type: 'start', model });
@@ -66,6 +77,7 @@ export class ReplyStreamService {
         throw new ProviderError('transport', `${model} ended its stream without a final chunk`);
       } catch (error) {
         if (signal.aborted) throw signal.reason;
+        if (error instanceof TurnFailure) throw error;
         const failure =
           error instanceof ProviderError
             ? error
