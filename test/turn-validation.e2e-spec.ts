@@ -662,7 +662,7 @@ describe('property: random turn bodies', () => {
       fc
         .tuple(fc.jsonValue({ maxDepth: 3, stringUnit: hazardousUnit }), fc.nat(3))
         .map(([value, where]) => {
-          const turn: Record<string, unknown> = { content: 'hi', client_msg_id: uniqueKey() };
+          const turn: Record<string, unknown> = { content: 'hi', client_msg_id: clientMsgId('tv') };
           if (where === 0) return { ...turn, image: { image_prompt: value } };
           if (where === 1) return { ...turn, content: value };
           if (where === 2) return { ...turn, image: value };
