@@ -50,6 +50,10 @@ export interface AppConfig {
     readonly signingSecret: string;
   };
   readonly turnTimeoutMs: number;
+  /** §7: how long a `cancel` turn waits, once its last client left, for one to re-attach. */
+  readonly disconnectGraceMs: number;
+  /** §7: how long a turn's frame log is kept after it ended (resume window). */
+  readonly resumeWindowMs: number;
   readonly sseHeartbeatMs: number;
   readonly maxStreamsPerUser: number;
   /** How many earlier messages of the session go to the model as context. */
@@ -275,6 +279,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       signingSecret: raw(env, 'IMAGE_SIGNING_SECRET') || `${jwtSecret}:images`,
     },
     turnTimeoutMs: integer(env, 'TURN_TIMEOUT_MS', 120_000, 100, 3_600_000),
+    disconnectGraceMs: integer(env, 'DISCONNECT_GRACE_MS', 0, 0, 600_000),
+    resumeWindowMs: integer(env, 'RESUME_WINDOW_MS', 600_000, 1_000, 86_400_000),
     sseHeartbeatMs: integer(env, 'SSE_HEARTBEAT_MS', 15_000, 10, 600_000),
     maxStreamsPerUser: integer(env, 'MAX_STREAMS_PER_USER', 3, 1, 1000),
     historyMessages: integer(env, 'HISTORY_MESSAGES', 20, 0, 200),
