@@ -102,7 +102,8 @@ export class DatabaseClient {
       return result;
     } catch (error) {
       const state = sqlState(error);
-      if (state === null ? !(error instanceof TypeError) : REFUSAL.test(state)) this.refusing = true;
+      if (state === null ? !(error instanceof TypeError) : REFUSAL.test(state))
+        this.refusing = true;
       throw error;
     }
   }

@@ -95,9 +95,7 @@ describe('countTurn', () => {
   }
 
   it('counts final, error and cancelled with the action seen so far', async () => {
-    expect(await outcome(of(meta, final))).toEqual([
-      ['reply_text_image', 'final', 1],
-    ]);
+    expect(await outcome(of(meta, final))).toEqual([['reply_text_image', 'final', 1]]);
     expect(await outcome(of(meta, error))).toEqual([['reply_text_image', 'error', 1]]);
     expect(await outcome(of(error))).toEqual([['unknown', 'error', 1]]);
     expect(await outcome(concat(of(meta), NEVER), true)).toEqual([

@@ -206,7 +206,7 @@ export class TurnHubService implements OnApplicationBootstrap, OnModuleDestroy {
     } catch {
       return;
     }
-    if (typeof message.turn !== 'string') return;
+    if (typeof message.turn !== 'string' || !CONTROL_OPS.includes(message.op as ControlOp)) return;
     const handle = this.live.get(message.turn);
     if (!handle) return;
     if (message.op === 'stop') handle.stop$.next();
@@ -218,7 +218,10 @@ export class TurnHubService implements OnApplicationBootstrap, OnModuleDestroy {
    * aborted). A later resume still finds the log closed the way a stop closes it.
    */
   private abandoned(handle: LiveTurnHandle): void {
-    const failure = new TurnFailure('cancelled', 'Every client left the turn (on_disconnect: cancel).');
+    const failure = new TurnFailure(
+      'cancelled',
+      'Every client left the turn (on_disconnect: cancel).',
+    );
     for (const id of handle.run.openMessageIds()) handle.log.append(truncatedFrame(id));
     handle.log.append(errorFrame(failure.toStored()));
     this.ended$(handle);

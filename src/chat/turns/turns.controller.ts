@@ -59,7 +59,7 @@ export class TurnsController {
   @ApiHeader({
     name: 'Last-Event-ID',
     required: false,
-    description: 'Reconnect (§7): attach to this key\'s turn after this frame id instead of 409.',
+    description: "Reconnect (§7): attach to this key's turn after this frame id instead of 409.",
   })
   @ApiResponse({
     status: 200,
@@ -77,7 +77,11 @@ export class TurnsController {
       '`duplicate_in_progress` / `idempotency_conflict` (with `original_user_message_id`)',
   })
   @ApiResponse({ status: 422, type: ErrorDto, description: '`image_disabled`' })
-  @ApiResponse({ status: 410, type: ErrorDto, description: '`resume_expired` (with Last-Event-ID)' })
+  @ApiResponse({
+    status: 410,
+    type: ErrorDto,
+    description: '`resume_expired` (with Last-Event-ID)',
+  })
   @ApiResponse({ status: 429, type: ErrorDto, description: '`rate_limited`' })
   @ApiResponse({
     status: 503,

@@ -123,11 +123,8 @@ export class TurnsService {
       release();
       throw ApiError.cannotStartInTime();
     }
-    const handle = this.hub.start(
-      live.run,
-      userId,
-      request.on_disconnect ?? 'cancel',
-      (stop$) => this.runner.producer$(live, release, { deadlineAt, stop$ }),
+    const handle = this.hub.start(live.run, userId, request.on_disconnect ?? 'cancel', (stop$) =>
+      this.runner.producer$(live, release, { deadlineAt, stop$ }),
     );
     return handle.attach$(0, signal).pipe(loggedToSse(this.config.sseHeartbeatMs));
   }
@@ -159,7 +156,11 @@ export class TurnsService {
   }
 
   /** A turn of this user, or 404 `turn_not_found` (unknown key, or another user's). */
-  private async ownedTurn(userId: string, sessionId: string, clientMsgId: string): Promise<TurnRow> {
+  private async ownedTurn(
+    userId: string,
+    sessionId: string,
+    clientMsgId: string,
+  ): Promise<TurnRow> {
     if (!new RegExp(CLIENT_MSG_ID_PATTERN).test(clientMsgId)) throw ApiError.turnNotFound();
     try {
       await this.sessions.owned(userId, sessionId);
@@ -182,10 +183,7 @@ export class TurnsService {
     signal: AbortSignal,
   ): Promise<Observable<SseMessage>> {
     const toMessages = loggedToSse(this.config.sseHeartbeatMs);
-    if (
-      turn.finishedAt &&
-      Date.now() - turn.finishedAt.getTime() > this.config.resumeWindowMs
-    ) {
+    if (turn.finishedAt && Date.now() - turn.finishedAt.getTime() > this.config.resumeWindowMs) {
       throw ApiError.resumeExpired();
     }
     const handle = this.hub.running(turn.id);
