@@ -104,6 +104,15 @@ export class ApiError extends HttpException {
     });
   }
 
+  /** The turn's deadline (counted from the request's arrival) passed before it could start. */
+  static cannotStartInTime(): ApiError {
+    return new ApiError(503, {
+      code: 'unavailable',
+      message: 'The turn could not start within TURN_TIMEOUT_MS of its arrival; send it again.',
+      user_message: 'The service is busy right now. Please try again in a moment.',
+    });
+  }
+
   static unavailable(message: string): ApiError {
     return new ApiError(503, { code: 'unavailable', message });
   }

@@ -54,6 +54,10 @@ export interface AppConfig {
   readonly turnTimeoutMs: number;
   /** A reply longer than this (UTF-16 code units) is cut: `done(truncated)` + `error`. */
   readonly replyMaxChars: number;
+  /** §7: how long a `cancel` turn waits, once its last client left, for one to re-attach. */
+  readonly disconnectGraceMs: number;
+  /** §7: how long a turn's frame log is kept after it ended (resume window). */
+  readonly resumeWindowMs: number;
   readonly sseHeartbeatMs: number;
   /** Node's HTTP server limits (docs/api-reference.md "Server timeouts"). */
   readonly http: {
@@ -312,6 +316,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     turnTimeoutMs: integer(env, 'TURN_TIMEOUT_MS', 120_000, 100, 3_600_000),
     replyMaxChars: integer(env, 'REPLY_MAX_CHARS', 200_000, 1, 10_000_000),
+    disconnectGraceMs: integer(env, 'DISCONNECT_GRACE_MS', 0, 0, 600_000),
+    resumeWindowMs: integer(env, 'RESUME_WINDOW_MS', 600_000, 1_000, 86_400_000),
     sseHeartbeatMs: integer(env, 'SSE_HEARTBEAT_MS', 15_000, 10, 600_000),
     http: httpTimeouts(env),
     maxStreamsPerUser: integer(env, 'MAX_STREAMS_PER_USER', 3, 1, 1000),

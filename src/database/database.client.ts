@@ -10,7 +10,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
 import { PGliteWorkerClient } from './pglite-worker.client.js';
-import { schema } from './schema.js';
+import { schema, writeProbe } from './schema.js';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 /** What a repository's write takes: the database, or a transaction another repository opened. */
@@ -32,6 +32,40 @@ const PGLITE_START_PARAMS: readonly string[] = [
   'shared_buffers=16MB',
 ];
 
+/**
+ * Error classes that mean the database refuses writes (not that one value was bad): connection
+ * lost (08), insufficient resources such as a full disk (53), operator intervention (57),
+ * read-only transaction (25006). Errors without a code are the driver's own (socket closed).
+ */
+const REFUSAL = /^(08|53|57)|^25006$/;
+
+function sqlState(error: unknown): string | null {
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return null;
+}
+
+/** A write the fault seam refused ({@link DatabaseClient.injectFaults}): a full disk, for tests. */
+export class InjectedWriteFault extends Error {
+  readonly code = '53100';
+  constructor() {
+    super('could not extend file: No space left on device (injected)');
+  }
+}
+
+/** What the test seam does to the next writes: refuse them, or delay them. */
+export interface WriteFaults {
+  /** How many of the next writes fail with {@link InjectedWriteFault}. */
+  failWrites?: number;
+  /** Each of the next `delayWrites` writes waits this long first (database queueing). */
+  delayMs?: number;
+  delayWrites?: number;
+}
+
+type Listener = (payload: string) => void;
+
 /** The advisory-lock key of an instance id (PostgreSQL's own 64-bit text hash). */
 const LOCK = 'hashtextextended($1, 0)';
 
@@ -44,13 +78,95 @@ const LOCK = 'hashtextextended($1, 0)';
  */
 export class DatabaseClient {
   readonly instanceId = randomUUID();
+  private faults: Required<WriteFaults> = { failWrites: 0, delayMs: 0, delayWrites: 0 };
+  private refusing = false;
+  private readonly listeners = new Map<string, Set<Listener>>();
 
   private constructor(
     readonly db: Database,
     readonly kind: 'postgres' | 'pglite',
     private readonly closeClient: () => Promise<void>,
+    /** PostgreSQL only: a connection of its own, outside the pool, for the lock and LISTEN. */
     private readonly lockClient: pg.Client | null,
-  ) {}
+  ) {
+    lockClient?.on('notification', (message) =>
+      this.dispatch(message.channel, message.payload ?? ''),
+    );
+  }
+
+  /**
+   * Runs a write that the turn lifecycle depends on, through the fault seam, and remembers
+   * whether the database refuses writes (for readiness): a refusal sets it, any success clears it.
+   */
+  async write<T>(run: () => Promise<T>): Promise<T> {
+    if (this.faults.delayWrites > 0) {
+      this.faults.delayWrites -= 1;
+      await new Promise((resolve) => setTimeout(resolve, this.faults.delayMs));
+    }
+    try {
+      if (this.faults.failWrites > 0) {
+        this.faults.failWrites -= 1;
+        throw new InjectedWriteFault();
+      }
+      const result = await run();
+      this.refusing = false;
+      return result;
+    } catch (error) {
+      const state = sqlState(error);
+      if (state === null ? !(error instanceof TypeError) : REFUSAL.test(state))
+        this.refusing = true;
+      throw error;
+    }
+  }
+
+  /** True while the last write the database got was refused (and none has worked since). */
+  get refusingWrites(): boolean {
+    return this.refusing;
+  }
+
+  /** One real write, through the seam: how readiness learns that writes work again. */
+  async probeWrite(): Promise<void> {
+    await this.write(() =>
+      this.db
+        .insert(writeProbe)
+        .values({ id: 1, at: new Date() })
+        .onConflictDoUpdate({ target: writeProbe.id, set: { at: new Date() } }),
+    );
+  }
+
+  /** The test seam: makes the next writes fail or wait. */
+  injectFaults(faults: WriteFaults): void {
+    this.faults = {
+      failWrites: faults.failWrites ?? 0,
+      delayMs: faults.delayMs ?? 0,
+      delayWrites: faults.delayWrites ?? 0,
+    };
+  }
+
+  /**
+   * Subscribes to a NOTIFY channel (control messages between instances). With PGlite there is
+   * one process, so nothing is ever sent to it from elsewhere and no LISTEN is issued.
+   */
+  async listen(channel: string, listener: Listener): Promise<() => void> {
+    let set = this.listeners.get(channel);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(channel, set);
+      if (this.lockClient) await this.lockClient.query(`LISTEN ${channel}`);
+    }
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /** Sends a control message to every instance listening on `channel` (this one included). */
+  async notify(channel: string, payload: string): Promise<void> {
+    if (this.kind === 'pglite') return this.dispatch(channel, payload);
+    await this.db.execute(sql`select pg_notify(${channel}, ${payload})`);
+  }
+
+  private dispatch(channel: string, payload: string): void {
+    for (const listener of this.listeners.get(channel) ?? []) listener(payload);
+  }
 
   /** Whether the process `owner` still runs. Embedded PGlite has one process: this one. */
   async isAlive(owner: string): Promise<boolean> {

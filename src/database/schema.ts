@@ -1,6 +1,8 @@
 import { sql } from 'drizzle-orm';
 import {
   bigserial,
+  boolean,
+  check,
   customType,
   index,
   integer,
@@ -133,14 +135,48 @@ export const turns = pgTable(
     /** Assistant message ids in stream order, written when the turn ends. */
     messageIds: jsonb('message_ids').$type<string[]>().notNull().default([]),
     error: jsonb('error').$type<TurnError>(),
+    /**
+     * Which of its user's MAX_STREAMS_PER_USER stream slots a running turn holds (1-based; 0 =
+     * none was free, refused by the check). Unique among running turns, so the cap holds across
+     * every instance on one database without a lock: two turns racing for a slot collide.
+     */
+    streamSlot: integer('stream_slot'),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }),
   },
   (t) => [
     uniqueIndex('turns_session_client_msg_uq').on(t.sessionId, t.clientMsgId),
     index('turns_status_idx').on(t.status),
+    uniqueIndex('turns_running_slot_uq')
+      .on(t.userId, t.streamSlot)
+      .where(sql`${t.status} = 'running'`),
+    check('turns_stream_slot_free', sql`${t.streamSlot} IS NULL OR ${t.streamSlot} > 0`),
   ],
 );
+
+/**
+ * The frame log of a turn, persisted only when another instance may serve it: `continue` turns
+ * and turns a client asked to follow on another instance (docs/architecture.md). `json` is the
+ * frame exactly as it was first sent, so every instance serves the same bytes.
+ */
+export const turnFrames = pgTable(
+  'turn_frames',
+  {
+    turnId: text('turn_id')
+      .notNull()
+      .references(() => turns.id, { onDelete: 'cascade' }),
+    id: integer('id').notNull(),
+    json: text('json').notNull(),
+    terminal: boolean('terminal').notNull().default(false),
+  },
+  (t) => [primaryKey({ columns: [t.turnId, t.id] })],
+);
+
+/** One row that `readyz` rewrites while writes are failing, to learn when they work again. */
+export const writeProbe = pgTable('write_probe', {
+  id: integer('id').primaryKey(),
+  at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});
 
 /**
  * A generated image: what serves it (type, size) and whom it belongs to. Its bytes live in the
@@ -184,4 +220,4 @@ export const imageChunks = pgTable(
   ],
 );
 
-export const schema = { sessions, messages, turns, images, imageChunks };
+export const schema = { sessions, messages, turns, turnFrames, writeProbe, images, imageChunks };

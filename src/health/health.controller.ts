@@ -26,7 +26,7 @@ export class HealthController {
   @ApiResponse({
     status: 503,
     type: ErrorDto,
-    description: '`unavailable` (database down or shutting down)',
+    description: '`unavailable` (database down, refusing writes, or shutting down)',
   })
   async ready(): Promise<{ status: 'ok'; database: string }> {
     if (this.lifecycle.draining) {
@@ -36,6 +36,14 @@ export class HealthController {
       await this.database.ping();
     } catch {
       throw ApiError.unavailable('The database is not reachable.');
+    }
+    // Reads can work while writes do not (a full disk): a turn could then never be stored.
+    if (this.database.refusingWrites) {
+      try {
+        await this.database.probeWrite();
+      } catch {
+        throw ApiError.unavailable('The database refuses writes.');
+      }
     }
     return { status: 'ok', database: this.database.kind };
   }

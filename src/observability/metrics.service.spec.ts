@@ -1,5 +1,5 @@
 import { NEVER, Observable, concat, of, throwError } from 'rxjs';
-import type { Frame, SseMessage } from '../chat/turns/frames.js';
+import type { Frame } from '../chat/turns/frames.js';
 import { loadConfig } from '../config/app-config.js';
 import { MetricsService } from './metrics.service.js';
 import { countTurn } from '../chat/turns/turn-metrics.js';
@@ -26,7 +26,7 @@ async function value(
   return found?.value ?? 0;
 }
 
-const message = (data: Frame, id = 1): SseMessage => ({ id: String(id), data });
+const message = (data: Frame): Frame => data;
 const meta = message({ type: 'meta', message_id: 'm', action_type: 'reply_text_image' });
 const final = message({
   type: 'final',
@@ -85,7 +85,7 @@ describe('MetricsService', () => {
 });
 
 describe('countTurn', () => {
-  async function outcome(frames$: Observable<SseMessage>, unsubscribeEarly = false) {
+  async function outcome(frames$: Observable<Frame>, unsubscribeEarly = false) {
     const metrics = new MetricsService(config);
     const subscription = frames$.pipe(countTurn(metrics)).subscribe({ error: () => undefined });
     if (unsubscribeEarly) subscription.unsubscribe();
@@ -95,9 +95,7 @@ describe('countTurn', () => {
   }
 
   it('counts final, error and cancelled with the action seen so far', async () => {
-    expect(await outcome(of(meta, { comment: 'ping' }, final))).toEqual([
-      ['reply_text_image', 'final', 1],
-    ]);
+    expect(await outcome(of(meta, final))).toEqual([['reply_text_image', 'final', 1]]);
     expect(await outcome(of(meta, error))).toEqual([['reply_text_image', 'error', 1]]);
     expect(await outcome(of(error))).toEqual([['unknown', 'error', 1]]);
     expect(await outcome(concat(of(meta), NEVER), true)).toEqual([

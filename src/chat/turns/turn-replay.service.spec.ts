@@ -42,6 +42,7 @@ function turn(fields: Partial<TurnRow>): TurnRow {
     actionType: 'reply_text',
     status: 'completed',
     owner: '',
+    streamSlot: null,
     messageIds: [],
     error: null,
     createdAt: new Date(),

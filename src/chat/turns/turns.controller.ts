@@ -1,36 +1,53 @@
 import {
   Body,
   Controller,
+  Headers,
   HttpCode,
   Param,
+  Post,
+  Query,
   RequestMethod,
+  Res,
   Sse,
   SseSignal,
   UseGuards,
 } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiHeader,
+  ApiOperation,
+  ApiQuery,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { Response } from 'express';
 import type { Observable } from 'rxjs';
+import { ApiError } from '../../common/api-error.js';
 import { AuthGuard } from '../../auth/auth.guard.js';
 import { CurrentUser } from '../../auth/current-user.decorator.js';
 import { ErrorDto } from '../../common/error.dto.js';
 import { frameOpenApi } from '../../contract/index.js';
-import { MetricsService } from '../../observability/metrics.service.js';
-import { countTurn } from './turn-metrics.js';
+import { StopResultDto } from './dto/stop-result.dto.js';
 import { TurnRequestDto } from './dto/turn-request.dto.js';
 import type { SseMessage } from './frames.js';
 import { TurnsService } from './turns.service.js';
+
+/**
+ * Characters of frames a resuming stream may have queued for a client that does not read; past
+ * it the connection is dropped (Nest's `maxPendingDataLength`) and the client resumes from its
+ * last id, so one slow follower never holds the producer or the others.
+ */
+const FOLLOWER_MAX_PENDING_CHARS = 4 * 1024 * 1024;
 
 @ApiTags('turns')
 @ApiBearerAuth()
 @UseGuards(AuthGuard)
 @Controller('v1/sessions/:session_id/turns')
 export class TurnsController {
-  constructor(
-    private readonly turns: TurnsService,
-    private readonly metrics: MetricsService,
-  ) {}
+  constructor(private readonly turns: TurnsService) {}
 
-  @Sse('', { method: RequestMethod.POST })
+  @Sse('', { method: RequestMethod.POST, maxPendingDataLength: FOLLOWER_MAX_PENDING_CHARS })
   @HttpCode(200)
   @ApiOperation({
     summary: 'Run a chat turn, streamed as Server-Sent Events',
@@ -39,6 +56,11 @@ export class TurnsController {
       'image_attempt, image, image_failed, final, error. See docs/api-reference.md for the orders.',
   })
   @ApiBody({ type: TurnRequestDto })
+  @ApiHeader({
+    name: 'Last-Event-ID',
+    required: false,
+    description: "Reconnect (§7): attach to this key's turn after this frame id instead of 409.",
+  })
   @ApiResponse({
     status: 200,
     description:
@@ -55,15 +77,98 @@ export class TurnsController {
       '`duplicate_in_progress` / `idempotency_conflict` (with `original_user_message_id`)',
   })
   @ApiResponse({ status: 422, type: ErrorDto, description: '`image_disabled`' })
+  @ApiResponse({
+    status: 410,
+    type: ErrorDto,
+    description: '`resume_expired` (with Last-Event-ID)',
+  })
   @ApiResponse({ status: 429, type: ErrorDto, description: '`rate_limited`' })
-  @ApiResponse({ status: 503, type: ErrorDto, description: '`unavailable` (shutting down)' })
+  @ApiResponse({
+    status: 503,
+    type: ErrorDto,
+    description: '`unavailable` (shutting down, or the turn could not start in time)',
+  })
   async run(
     @CurrentUser() userId: string,
     @Param('session_id') sessionId: string,
     @Body() body: TurnRequestDto,
     @SseSignal() signal: AbortSignal,
+    @Headers('last-event-id') lastEventId: string | undefined,
   ): Promise<Observable<SseMessage>> {
-    const frames$ = await this.turns.start(userId, sessionId, body, signal);
-    return frames$.pipe(countTurn(this.metrics));
+    const arrivedAt = Date.now();
+    const cursor = lastEventId === undefined ? null : parseCursor(lastEventId, 'Last-Event-ID');
+    return this.turns.start(userId, sessionId, body, signal, cursor, arrivedAt);
   }
+
+  @Sse(':client_msg_id/events', { maxPendingDataLength: FOLLOWER_MAX_PENDING_CHARS })
+  @ApiOperation({
+    summary: "Resume a turn's stream after a frame id (§7)",
+    description:
+      'The frames with `id` > `Last-Event-ID` (or `?after=`; absent = 0), byte-identical to the ' +
+      'first time, then the live ones, then the terminal frame; then the stream closes. Works on ' +
+      'any instance. A client that does not read is cut (the connection closes without a ' +
+      'terminal frame) once too far behind; it resumes from its last id.',
+  })
+  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'The last frame id seen.' })
+  @ApiQuery({ name: 'after', required: false, type: Number, description: 'As Last-Event-ID.' })
+  @ApiResponse({
+    status: 200,
+    description: 'The turn stream from the cursor on (`: ping` comments in between).',
+    content: { 'text/event-stream': { schema: frameOpenApi().eventStream } },
+  })
+  @ApiResponse({ status: 400, type: ErrorDto, description: '`invalid_payload` (bad cursor)' })
+  @ApiResponse({ status: 401, type: ErrorDto, description: '`unauthorized`' })
+  @ApiResponse({ status: 404, type: ErrorDto, description: '`turn_not_found`' })
+  @ApiResponse({
+    status: 410,
+    type: ErrorDto,
+    description: '`resume_expired`: re-POST the turn without Last-Event-ID for the v1 replay',
+  })
+  async events(
+    @CurrentUser() userId: string,
+    @Param('session_id') sessionId: string,
+    @Param('client_msg_id') clientMsgId: string,
+    @Headers('last-event-id') lastEventId: string | undefined,
+    @Query('after') after: string | undefined,
+    @SseSignal() signal: AbortSignal,
+  ): Promise<Observable<SseMessage>> {
+    const cursor =
+      lastEventId !== undefined
+        ? parseCursor(lastEventId, 'Last-Event-ID')
+        : after !== undefined
+          ? parseCursor(after, 'after')
+          : 0;
+    return this.turns.events(userId, sessionId, clientMsgId, cursor, signal);
+  }
+
+  @Post(':client_msg_id/cancel')
+  @ApiOperation({
+    summary: 'Stop a turn (§7), from any instance',
+    description:
+      'Aborts every in-flight provider call of the turn; attached streams end with ' +
+      '`done(truncated)` for an open message and `error{code:"cancelled"}`. Idempotent.',
+  })
+  @ApiResponse({ status: 202, type: StopResultDto, description: '`cancelling`: it was running' })
+  @ApiResponse({ status: 200, type: StopResultDto, description: 'It had ended: its stored status' })
+  @ApiResponse({ status: 401, type: ErrorDto, description: '`unauthorized`' })
+  @ApiResponse({ status: 404, type: ErrorDto, description: '`turn_not_found`' })
+  async cancel(
+    @CurrentUser() userId: string,
+    @Param('session_id') sessionId: string,
+    @Param('client_msg_id') clientMsgId: string,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<StopResultDto> {
+    const { httpStatus, body } = await this.turns.stop(userId, sessionId, clientMsgId);
+    response.status(httpStatus);
+    return body;
+  }
+}
+
+/** A frame id cursor: a whole number ≥ 0, else 400. */
+function parseCursor(value: string, name: string): number {
+  const trimmed = value.trim();
+  if (!/^\d{1,9}$/.test(trimmed)) {
+    throw ApiError.invalidPayload(`${name} must be a frame id (a whole number ≥ 0).`);
+  }
+  return Number(trimmed);
 }

@@ -9,9 +9,12 @@ import { ProviderModule } from '../../provider/provider.module.js';
 import { SessionsModule } from '../sessions/sessions.module.js';
 import { ActionPlannerService } from './action-planner.service.js';
 import { OrphanSweepJob } from './orphan-sweep.job.js';
+import { RemoteFollowerService } from './remote-follower.service.js';
 import { ReplyStreamService } from './reply-stream.service.js';
 import { StreamRegistryService } from './stream-registry.service.js';
 import { TurnActionsService } from './turn-actions.service.js';
+import { TurnFramesRepository } from './turn-frames.repository.js';
+import { TurnHubService } from './turn-hub.service.js';
 import { TurnReplayService } from './turn-replay.service.js';
 import { TurnRunnerService } from './turn-runner.service.js';
 import { TurnsController } from './turns.controller.js';
@@ -34,9 +37,12 @@ import { TurnsService } from './turns.service.js';
   providers: [
     ActionPlannerService,
     OrphanSweepJob,
+    RemoteFollowerService,
     ReplyStreamService,
     StreamRegistryService,
     TurnActionsService,
+    TurnFramesRepository,
+    TurnHubService,
     TurnReplayService,
     TurnRunnerService,
     TurnsRepository,

@@ -1,23 +1,65 @@
 import { Injectable } from '@nestjs/common';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { DatabaseClient } from '../../database/database.client.js';
-import { turns, type TurnError, type TurnStatus } from '../../database/schema.js';
+import { turnFrames, turns, type TurnError, type TurnStatus } from '../../database/schema.js';
 import { MessagesRepository, type NewMessage } from '../sessions/messages.repository.js';
 import { SessionsRepository } from '../sessions/sessions.repository.js';
 
 export type TurnRow = typeof turns.$inferSelect;
-export type NewTurn = Omit<typeof turns.$inferInsert, 'owner' | 'status'>;
+export type NewTurn = Omit<typeof turns.$inferInsert, 'owner' | 'status' | 'streamSlot'>;
 /** How a turn can end. */
 export type TurnEnding = Exclude<TurnStatus, 'running' | 'interrupted'>;
 
 /** Thrown when a turn with the same idempotency key was started concurrently. */
 export class TurnKeyTaken extends Error {}
 
-function isUniqueViolation(error: unknown): boolean {
+/** Thrown when the user already holds MAX_STREAMS_PER_USER running turns (on any instance). */
+export class StreamCapReached extends Error {}
+
+/** The SQLSTATE and constraint of a database error (drizzle wraps the driver's in `cause`). */
+function violation(error: unknown): { code: string; constraint: string } | null {
   for (let current: unknown = error; current instanceof Error; current = current.cause) {
-    if ((current as { code?: unknown }).code === '23505') return true;
+    const { code, constraint } = current as { code?: unknown; constraint?: unknown };
+    if (code === '23505' || code === '23514') {
+      return { code, constraint: typeof constraint === 'string' ? constraint : '' };
+    }
   }
-  return false;
+  return null;
+}
+
+const SLOT_TAKEN = 'turns_running_slot_uq';
+const NO_FREE_SLOT = 'turns_stream_slot_free';
+/** Two turns of one user that race for the same free slot: the loser picks again. */
+const SLOT_RACE_ATTEMPTS = 4;
+
+/**
+ * The lowest of the user's `max` stream slots no running turn holds, or 0 (refused by the
+ * check constraint) — evaluated inside the statement that claims it.
+ */
+function freeSlot(userId: string, max: number, exceptTurnId: string | null = null) {
+  return sql`COALESCE((SELECT s FROM generate_series(1, ${max}::int) AS s WHERE s NOT IN (
+    SELECT ${turns.streamSlot} FROM ${turns} WHERE ${turns.userId} = ${userId}
+      AND ${turns.status} = 'running' AND ${turns.streamSlot} IS NOT NULL
+      AND ${turns.id} <> ${exceptTurnId ?? ''}) ORDER BY s LIMIT 1), 0)`;
+}
+
+/** Runs a statement that claims a stream slot, again while it loses a race for one. */
+async function claimingSlot(run: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await run();
+      return;
+    } catch (error) {
+      const found = violation(error);
+      if (found?.constraint === NO_FREE_SLOT) throw new StreamCapReached();
+      if (found?.constraint === SLOT_TAKEN) {
+        if (attempt < SLOT_RACE_ATTEMPTS) continue;
+        throw new StreamCapReached();
+      }
+      if (found?.code === '23505') throw new TurnKeyTaken();
+      throw error;
+    }
+  }
 }
 
 /**
@@ -29,6 +71,7 @@ function isUniqueViolation(error: unknown): boolean {
 export class TurnsRepository {
   // Read on every turn, prepared once: building the query is a measurable share of its cost.
   private readonly byKeyQuery;
+  private readonly released = new Set<string>();
 
   constructor(
     private readonly database: DatabaseClient,
@@ -52,8 +95,16 @@ export class TurnsRepository {
     return row ?? null;
   }
 
-  /** Inserts the user message and a running turn, and marks the session updated. */
-  async begin(turn: NewTurn, userMessage: NewMessage): Promise<void> {
+  async findById(turnId: string): Promise<TurnRow | null> {
+    const [row] = await this.database.db.select().from(turns).where(eq(turns.id, turnId));
+    return row ?? null;
+  }
+
+  /**
+   * Inserts the user message and a running turn holding one of the user's `maxStreams` slots,
+   * and marks the session updated; StreamCapReached when no slot is free.
+   */
+  async begin(turn: NewTurn, userMessage: NewMessage, maxStreams: number): Promise<void> {
     const { db } = this.database;
     // One statement (data-modifying CTEs) rather than BEGIN + three + COMMIT: this runs on every
     // turn, and with embedded PGlite each statement costs about a millisecond of CPU.
@@ -61,28 +112,47 @@ export class TurnsRepository {
     const touched = db
       .$with('touched_session', {})
       .as(this.sessions.touch(db, turn.sessionId).getSQL());
-    try {
-      await db
-        .with(message, touched)
-        .insert(turns)
-        .values({ ...turn, status: 'running', owner: this.database.instanceId });
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new TurnKeyTaken();
-      throw error;
-    }
+    await claimingSlot(() =>
+      this.database.write(() =>
+        db
+          .with(message, touched)
+          .insert(turns)
+          .values({
+            ...turn,
+            status: 'running',
+            owner: this.database.instanceId,
+            streamSlot: freeSlot(turn.userId, maxStreams),
+          }),
+      ),
+    );
   }
 
   /**
    * Runs a cancelled or interrupted turn again under the same key: its earlier partial replies
    * are superseded, so they are removed with their images.
    */
-  async restart(turnId: string, actionType: TurnRow['actionType']): Promise<void> {
+  async restart(
+    turnId: string,
+    userId: string,
+    actionType: TurnRow['actionType'],
+    maxStreams: number,
+  ): Promise<void> {
+    await claimingSlot(() => this.restartOnce(turnId, userId, actionType, maxStreams));
+  }
+
+  private async restartOnce(
+    turnId: string,
+    userId: string,
+    actionType: TurnRow['actionType'],
+    maxStreams: number,
+  ): Promise<void> {
     await this.database.db.transaction(async (tx) => {
       const claimed = await tx
         .update(turns)
         .set({
           status: 'running',
           owner: this.database.instanceId,
+          streamSlot: freeSlot(userId, maxStreams, turnId),
           actionType,
           messageIds: [],
           error: null,
@@ -92,6 +162,8 @@ export class TurnsRepository {
         .returning({ id: turns.id });
       if (claimed.length === 0) throw new TurnKeyTaken();
       await this.messages.deleteReplies(tx, turnId);
+      // The earlier run's frame log (if it was persisted) is not this run's.
+      await tx.delete(turnFrames).where(eq(turnFrames.turnId, turnId));
     });
   }
 
@@ -106,16 +178,55 @@ export class TurnsRepository {
     const upserts = assistantMessages.map((message, index) =>
       db.$with(`message_${index}`, {}).as(this.messages.upsert(db, message).getSQL()),
     );
-    await db
-      .with(...upserts)
-      .update(turns)
-      .set({
-        status,
-        error,
-        messageIds: assistantMessages.map((message) => message.id),
-        finishedAt: new Date(),
-      })
-      .where(eq(turns.id, turnId));
+    await this.database.write(() =>
+      db
+        .with(...upserts)
+        .update(turns)
+        .set({
+          status,
+          error,
+          messageIds: assistantMessages.map((message) => message.id),
+          finishedAt: new Date(),
+        })
+        .where(eq(turns.id, turnId)),
+    );
+  }
+
+  /**
+   * Ends a running turn without its messages: the fallback when its full terminal write failed.
+   * `interrupted` keeps the key runnable (the reply is not stored, so it must not replay).
+   */
+  async interrupt(turnId: string, error: TurnError | null): Promise<void> {
+    await this.database.write(() =>
+      this.database.db
+        .update(turns)
+        .set({ status: 'interrupted', error, finishedAt: new Date() })
+        .where(and(eq(turns.id, turnId), eq(turns.status, 'running'))),
+    );
+  }
+
+  /**
+   * The owner gives up a running turn it could not end: the orphan sweep ends it (as it does the
+   * turns of a dead process) once the database takes writes again.
+   */
+  release(turnId: string): void {
+    this.released.add(turnId);
+  }
+
+  /** Turns released by this process and still to be ended. */
+  get releasedCount(): number {
+    return this.released.size;
+  }
+
+  /** Ends the released turns (each one statement); those that still fail stay released. */
+  async interruptReleased(): Promise<number> {
+    let ended = 0;
+    for (const turnId of [...this.released]) {
+      await this.interrupt(turnId, null);
+      this.released.delete(turnId);
+      ended += 1;
+    }
+    return ended;
   }
 
   /**

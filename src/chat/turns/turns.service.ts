@@ -4,7 +4,12 @@ import type { Observable } from 'rxjs';
 import { ApiError } from '../../common/api-error.js';
 import { type AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
-import type { ActionType } from '../../contract/index.js';
+import {
+  type ActionType,
+  CLIENT_MSG_ID_PATTERN,
+  type StopResult,
+  type StopStatus,
+} from '../../contract/index.js';
 import { LifecycleService } from '../../health/lifecycle.service.js';
 import type { ChatMessage } from '../../provider/llm-provider.js';
 import { MessagesRepository } from '../sessions/messages.repository.js';
@@ -13,12 +18,32 @@ import { SessionsService } from '../sessions/sessions.service.js';
 import { ActionPlannerService } from './action-planner.service.js';
 import type { TurnRequestDto } from './dto/turn-request.dto.js';
 import type { SseMessage } from './frames.js';
-import { toSse } from './sse.js';
+import { loggedToSse, toSse } from './sse.js';
 import { StreamRegistryService } from './stream-registry.service.js';
 import { TurnReplayService } from './turn-replay.service.js';
 import { type LiveTurn, TurnRun } from './turn-run.js';
 import { TurnRunnerService } from './turn-runner.service.js';
-import { TurnKeyTaken, type TurnRow, TurnsRepository } from './turns.repository.js';
+import {
+  StreamCapReached,
+  TurnKeyTaken,
+  type TurnRow,
+  TurnsRepository,
+} from './turns.repository.js';
+import { RemoteFollowerService } from './remote-follower.service.js';
+import { TurnFramesRepository } from './turn-frames.repository.js';
+import { TurnHubService } from './turn-hub.service.js';
+import { countTurn } from './turn-metrics.js';
+import { DatabaseClient } from '../../database/database.client.js';
+import type { TurnStatus } from '../../database/schema.js';
+import { MetricsService } from '../../observability/metrics.service.js';
+
+/** What the stop route reports for a turn that has ended (`interrupted` = it was cut off). */
+const STOPPED_AS: Record<Exclude<TurnStatus, 'running'>, Exclude<StopStatus, 'cancelling'>> = {
+  completed: 'complete',
+  failed: 'failed',
+  cancelled: 'cancelled',
+  interrupted: 'cancelled',
+};
 
 /** The turn request: every check before the stream, then a replay or a live run. */
 @Injectable()
@@ -33,18 +58,26 @@ export class TurnsService {
     private readonly replay: TurnReplayService,
     private readonly runner: TurnRunnerService,
     private readonly lifecycle: LifecycleService,
+    private readonly hub: TurnHubService,
+    private readonly follower: RemoteFollowerService,
+    private readonly frames: TurnFramesRepository,
+    private readonly database: DatabaseClient,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**
    * Everything that can be refused is refused here, before the stream starts, as JSON. `signal`
-   * aborts when the connection ends; if that happens before the stream is subscribed, the turn
-   * is settled as cancelled so its slot and key are not held.
+   * aborts when the connection ends; if that happens before the stream is subscribed, the
+   * attachment is given back (a `cancel` turn with nobody left is then torn down). With
+   * `lastEventId` (the reconnect of §7) an existing turn is attached to instead of refused.
    */
   async start(
     userId: string,
     sessionId: string,
     request: TurnRequestDto,
     signal: AbortSignal,
+    lastEventId: number | null,
+    arrivedAt: number,
   ): Promise<Observable<SseMessage>> {
     if (this.lifecycle.draining) throw ApiError.shuttingDown();
     const session = await this.sessions.owned(userId, sessionId);
@@ -58,21 +91,115 @@ export class TurnsService {
       if (existing.requestHash !== requestHash) {
         throw ApiError.idempotencyConflict(existing.userMessageId);
       }
+      if (lastEventId !== null) return this.attach(existing, lastEventId, signal);
       if (existing.status === 'running') throw ApiError.duplicateInProgress(existing.userMessageId);
       if (existing.status === 'completed' || existing.status === 'failed') {
-        return this.replay.frames$(existing).pipe(toSse(this.config.sseHeartbeatMs));
+        return this.replay
+          .frames$(existing)
+          .pipe(countTurn(this.metrics), toSse(this.config.sseHeartbeatMs));
       }
     }
 
+    // The deadline runs from the request's arrival: waits before the stream count against it.
+    const deadlineAt = arrivedAt + this.config.turnTimeoutMs;
+    if (Date.now() >= deadlineAt) throw ApiError.cannotStartInTime();
     const release = this.registry.acquire(userId, this.config.maxStreamsPerUser);
     if (!release) throw ApiError.tooManyStreams(this.config.maxStreamsPerUser);
+    let live: LiveTurn;
     try {
-      const live = await this.begin(session, userId, request, requestHash, existing);
-      return this.runner.run$(live, release, signal);
+      live = await this.begin(session, userId, request, requestHash, existing);
     } catch (error) {
       release();
+      if (error instanceof StreamCapReached) {
+        throw ApiError.tooManyStreams(this.config.maxStreamsPerUser);
+      }
       throw error;
     }
+    if (Date.now() >= deadlineAt) {
+      // Too late to start: the row must not stay running, and the key stays runnable.
+      await this.turns.interrupt(live.run.turnId, null).catch(() => {
+        this.turns.release(live.run.turnId);
+      });
+      release();
+      throw ApiError.cannotStartInTime();
+    }
+    const handle = this.hub.start(live.run, userId, request.on_disconnect ?? 'cancel', (stop$) =>
+      this.runner.producer$(live, release, { deadlineAt, stop$ }),
+    );
+    return handle.attach$(0, signal).pipe(loggedToSse(this.config.sseHeartbeatMs));
+  }
+
+  /** `GET …/turns/:client_msg_id/events`: the frames after `after`, then live, then the end. */
+  async events(
+    userId: string,
+    sessionId: string,
+    clientMsgId: string,
+    after: number,
+    signal: AbortSignal,
+  ): Promise<Observable<SseMessage>> {
+    const turn = await this.ownedTurn(userId, sessionId, clientMsgId);
+    return this.attach(turn, after, signal);
+  }
+
+  /** The stop route: 202 `cancelling` while the turn runs (anywhere), else its stored status. */
+  async stop(
+    userId: string,
+    sessionId: string,
+    clientMsgId: string,
+  ): Promise<{ httpStatus: 200 | 202; body: StopResult }> {
+    const turn = await this.ownedTurn(userId, sessionId, clientMsgId);
+    if (turn.status !== 'running') {
+      return { httpStatus: 200, body: { status: STOPPED_AS[turn.status] } };
+    }
+    await this.hub.stop(turn.id, turn.owner === this.database.instanceId);
+    return { httpStatus: 202, body: { status: 'cancelling' } };
+  }
+
+  /** A turn of this user, or 404 `turn_not_found` (unknown key, or another user's). */
+  private async ownedTurn(
+    userId: string,
+    sessionId: string,
+    clientMsgId: string,
+  ): Promise<TurnRow> {
+    if (!new RegExp(CLIENT_MSG_ID_PATTERN).test(clientMsgId)) throw ApiError.turnNotFound();
+    try {
+      await this.sessions.owned(userId, sessionId);
+    } catch (error) {
+      if (error instanceof ApiError && error.getStatus() === 404) throw ApiError.turnNotFound();
+      throw error;
+    }
+    const turn = await this.turns.findByKey(sessionId, clientMsgId);
+    if (!turn || turn.userId !== userId) throw ApiError.turnNotFound();
+    return turn;
+  }
+
+  /**
+   * Attaches to a turn's frame log after `after`: the live turn here, a log kept here after it
+   * ended, or the log table (a turn run elsewhere, or persisted); else 410 `resume_expired`.
+   */
+  private async attach(
+    turn: TurnRow,
+    after: number,
+    signal: AbortSignal,
+  ): Promise<Observable<SseMessage>> {
+    const toMessages = loggedToSse(this.config.sseHeartbeatMs);
+    if (turn.finishedAt && Date.now() - turn.finishedAt.getTime() > this.config.resumeWindowMs) {
+      throw ApiError.resumeExpired();
+    }
+    const handle = this.hub.running(turn.id);
+    if (handle) return handle.attach$(after, signal).pipe(toMessages);
+    const log = this.hub.endedLog(turn.id);
+    if (log) return log.follow$(after).pipe(toMessages);
+    if (this.database.kind === 'postgres') {
+      if (turn.status === 'running' && turn.owner !== this.database.instanceId) {
+        await this.hub.requestFollow(turn.id);
+        return this.follower.follow$(turn, after).pipe(toMessages);
+      }
+      if (turn.status !== 'running' && (await this.frames.has(turn.id))) {
+        return this.follower.follow$(turn, after).pipe(toMessages);
+      }
+    }
+    throw ApiError.resumeExpired();
   }
 
   private async begin(
@@ -87,7 +214,7 @@ export class TurnsService {
     const userMessageId = existing?.userMessageId ?? randomUUID();
     try {
       if (existing) {
-        await this.turns.restart(turnId, actionType);
+        await this.turns.restart(turnId, userId, actionType, this.config.maxStreamsPerUser);
       } else {
         await this.turns.begin(
           {
@@ -111,6 +238,7 @@ export class TurnsService {
             model: null,
             metadata: {},
           },
+          this.config.maxStreamsPerUser,
         );
       }
     } catch (error) {

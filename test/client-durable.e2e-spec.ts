@@ -1,0 +1,183 @@
+import { execFile, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { EaselClient, type Frame, reduceFrames } from '../client/src/index.js';
+import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
+import { startApp, type TestApp } from './harness/app.js';
+import { eventually } from './harness/sse-client.js';
+
+/**
+ * The client's durable-turn behaviour (protocol §7) against the real server: resuming after the
+ * connection is cut, and stopping through the stop route (library and CLI).
+ */
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI = join(ROOT, 'client/dist/client/src/cli.js');
+const CHUNKS = Array.from({ length: 12 }, (_, index) => `w${index} `);
+const REPLY = CHUNKS.join('');
+
+let upstream: FakeUpstream;
+let app: TestApp;
+let token: string;
+let counter = 0;
+const key = (): string => `dur-${Date.now().toString(36)}-${++counter}`;
+
+interface Sent {
+  url: string;
+  method: string;
+  lastEventId: string | null;
+}
+
+/**
+ * A fetch that records requests and, for the first turn POST, cuts the connection for real
+ * (aborts the request, so the server sees its socket close) after `cutAfter` frames arrived.
+ */
+function cuttingFetch(cutAfter: number, sent: Sent[]): typeof fetch {
+  let cut = false;
+  return async (input, init) => {
+    const url = String(input);
+    const headers = new Headers(init?.headers);
+    sent.push({ url, method: init?.method ?? 'GET', lastEventId: headers.get('last-event-id') });
+    if (cut || !url.endsWith('/turns') || init?.method !== 'POST') return fetch(input, init);
+    cut = true;
+    const controller = new AbortController();
+    init.signal?.addEventListener('abort', () => controller.abort());
+    const response = await fetch(input, { ...init, signal: controller.signal });
+    const reader = response.body!.getReader();
+    let frames = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(stream) {
+        const { value, done } = await reader.read();
+        if (done) return stream.close();
+        stream.enqueue(value);
+        frames += new TextDecoder().decode(value).split('\n\n').length - 1;
+        if (frames >= cutAfter) {
+          controller.abort();
+          stream.error(new TypeError('network connection lost'));
+        }
+      },
+    });
+    return new Response(body, { status: response.status, headers: response.headers });
+  };
+}
+
+beforeAll(async () => {
+  await promisify(execFile)('npm', ['run', '-s', 'build', '-w', 'client'], { cwd: ROOT });
+  upstream = await startFakeUpstream();
+  app = await startApp({
+    LLM_BASE_URL: upstream.baseUrl,
+    LLM_API_KEY: 'test-key',
+    CHAT_MODELS: 'chat',
+    IMAGE_MODELS: 'p1',
+    TURN_TIMEOUT_MS: '10000',
+    SSE_HEARTBEAT_MS: '200',
+  });
+  token = await app.token('alice');
+}, 120_000);
+
+afterAll(async () => {
+  await app?.close();
+  await upstream?.close();
+});
+
+beforeEach(() => upstream.reset());
+
+describe('resume after a cut connection', () => {
+  it('reconnects with Last-Event-ID and delivers every frame exactly once', async () => {
+    upstream.script('chat', { kind: 'stream', chunks: CHUNKS, delayMs: 40 });
+    const sent: Sent[] = [];
+    const easel = new EaselClient({
+      baseUrl: app.baseUrl,
+      token,
+      fetch: cuttingFetch(4, sent),
+      retry: { baseDelayMs: 50 },
+    });
+    const session = await easel.sessions.create();
+    const stream = easel.turns.stream(session.id, {
+      content: 'count slowly',
+      client_msg_id: key(),
+      on_disconnect: 'continue',
+    });
+    const frames: Frame[] = [];
+    for await (const frame of stream) frames.push(frame);
+
+    const turns = sent.filter((request) => request.url.endsWith('/turns'));
+    expect(turns.length).toBeGreaterThanOrEqual(2);
+    expect(turns[0].lastEventId).toBeNull();
+    expect(Number(turns[1].lastEventId)).toBeGreaterThanOrEqual(3);
+
+    const state = reduceFrames(frames);
+    expect(state.status).toBe('complete');
+    expect(state.messages[0].text).toBe(REPLY);
+    expect(stream.lastEventId).toBe(frames.length);
+    const [assistant] = (await easel.messages.list(session.id)).items;
+    expect([assistant.content, assistant.status]).toEqual([REPLY, 'complete']);
+  });
+
+  it('resume() after the end replays the same frames from the log', async () => {
+    const easel = new EaselClient({ baseUrl: app.baseUrl, token });
+    const session = await easel.sessions.create();
+    const id = key();
+    const first: Frame[] = [];
+    for await (const frame of easel.turns.stream(session.id, { content: 'hi', client_msg_id: id }))
+      first.push(frame);
+    const again: Frame[] = [];
+    for await (const frame of easel.turns.resume(session.id, id, { after: 1 })) again.push(frame);
+    expect(again).toEqual(first.slice(1));
+  });
+});
+
+describe('stop', () => {
+  it('aborting a continue-mode stream calls the stop route; the turn is stored cancelled', async () => {
+    upstream.script('chat', { kind: 'stream', chunks: CHUNKS, delayMs: 100 });
+    const easel = new EaselClient({ baseUrl: app.baseUrl, token });
+    const session = await easel.sessions.create();
+    const controller = new AbortController();
+    const id = key();
+    const stream = easel.turns.stream(
+      session.id,
+      { content: 'long', client_msg_id: id, on_disconnect: 'continue' },
+      { signal: controller.signal },
+    );
+    await expect(
+      (async () => {
+        for await (const frame of stream) if (frame.type === 'delta') controller.abort();
+      })(),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+
+    const stored = await eventually(async () => {
+      const [assistant] = (await easel.messages.list(session.id)).items;
+      return assistant?.role === 'assistant' && assistant.status === 'cancelled' && assistant;
+    });
+    expect(REPLY.startsWith(stored.content)).toBe(true);
+    expect(await easel.turns.cancel(session.id, id)).toEqual({ status: 'cancelled' });
+  });
+
+  it('Ctrl-C in the CLI stops the turn through the stop route', async () => {
+    upstream.script('chat', { kind: 'stream', chunks: CHUNKS, delayMs: 150 });
+    const child = spawn(process.execPath, [CLI, 'chat', '--url', app.baseUrl, 'tell me more'], {
+      env: { ...process.env, EASEL_TOKEN: token, NODE_OPTIONS: '' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await new Promise<void>((resolve) =>
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        resolve();
+      }),
+    );
+    child.kill('SIGINT');
+
+    expect(await exited).toBe(130);
+    // The server's own `error{cancelled}` frame arrived (not just a local abort).
+    expect(stderr).toMatch(/^stopped: .+/m);
+    expect(REPLY.startsWith(stdout.trim())).toBe(true);
+    const sessionId = /^session: (\S+)/m.exec(stderr)![1];
+    const easel = new EaselClient({ baseUrl: app.baseUrl, token });
+    const [assistant] = (await easel.messages.list(sessionId)).items;
+    expect(assistant.status).toBe('cancelled');
+  });
+});
