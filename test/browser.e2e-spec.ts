@@ -4,6 +4,18 @@ import { buildDemoPage, collectPageErrors, launchBrowser, screenshot } from './h
 import { startApp, type TestApp } from './harness/app.js';
 
 /**
+ * The page globals this suite reads inside the browser. The file is compiled without the DOM's
+ * types (and the page's CSP forbids evaluating strings), so callbacks cast `globalThis` to this.
+ */
+interface PageGlobals {
+  readonly document: {
+    querySelector(selector: string): { readonly textContent: string | null } | null;
+    readonly documentElement: { readonly scrollWidth: number; readonly clientWidth: number };
+  };
+  readonly sessionStorage: { getItem(key: string): string | null };
+}
+
+/**
  * The demo page in a real headless Chromium against the real app on the offline demo provider,
  * whose image chain is `demo/flaky-painter` (always fails) then `demo/painter`, with composing on:
  * a plan of four attempts (each model composed, then original), the third (painter, composed) wins.
@@ -39,7 +51,9 @@ async function signedIn(
   await page.locator('#new-session-title').fill(title);
   await page.locator('#new-session button[type=submit]').click();
   await page.locator('.session-list li.active', { hasText: title }).waitFor();
-  const token = await page.evaluate<string | null>("sessionStorage.getItem('easel.token')");
+  const token = await page.evaluate(() =>
+    (globalThis as unknown as PageGlobals).sessionStorage.getItem('easel.token'),
+  );
   const sessionId = decodeURIComponent(new URL(page.url()).hash.slice(1));
   expect(token).toBeTruthy();
   expect(sessionId).not.toBe('');
@@ -54,10 +68,13 @@ async function send(page: Page, text: string, mode: 'Text' | 'Image' | 'Auto'): 
 
 /** Waits until the live reply's text matches (it streams in). */
 async function textMatches(page: Page, pattern: RegExp): Promise<void> {
-  // Page code is passed as text: this file is compiled without the DOM's types.
   await page.waitForFunction(
-    `new RegExp(${JSON.stringify(pattern.source)}, 'i').test(` +
-      `document.querySelector('.turn .msg.assistant .text')?.textContent ?? '')`,
+    (source) =>
+      new RegExp(source, 'i').test(
+        (globalThis as unknown as PageGlobals).document.querySelector('.turn .msg.assistant .text')
+          ?.textContent ?? '',
+      ),
+    pattern.source,
   );
 }
 
@@ -192,7 +209,9 @@ describe('the demo page in Chromium', () => {
     expect(await resumed.locator('.text').innerText()).toBe(stored.content);
     await expect(page.locator('.msg.user').count()).resolves.toBe(1);
     expect(
-      await page.evaluate<string | null>("sessionStorage.getItem('easel.running')"),
+      await page.evaluate(() =>
+        (globalThis as unknown as PageGlobals).sessionStorage.getItem('easel.running'),
+      ),
     ).toBeNull();
     expect(errors).toEqual([]);
   });
@@ -212,9 +231,10 @@ describe('the demo page in Chromium', () => {
     await page.locator('#send').click();
     await page.locator('.turn[data-status="complete"]').waitFor({ timeout: 15_000 });
     await expect(page.locator('.picture .badge').innerText()).resolves.toBe('完成');
-    const overflow = await page.evaluate<number>(
-      'document.documentElement.scrollWidth - document.documentElement.clientWidth',
-    );
+    const overflow = await page.evaluate(() => {
+      const { documentElement } = (globalThis as unknown as PageGlobals).document;
+      return documentElement.scrollWidth - documentElement.clientWidth;
+    });
     expect(overflow).toBe(0);
     await screenshot(page, 'demo-phone-zh');
 
