@@ -131,7 +131,9 @@ export class FrameLog {
   private flush(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
       const writer = this.writer;
-      const batch = [...this.frames.slice(this.written), ...(this.pending ? [this.pending] : [])];
+      // The held terminal frame comes right after the published ones: count it in the same order.
+      const numbered = this.pending ? [...this.frames, this.pending] : this.frames;
+      const batch = numbered.slice(this.written);
       if (!writer || batch.length === 0) return;
       try {
         await writer(batch);
