@@ -24,7 +24,7 @@ export interface PageAsset {
 
 /** The built page, read once at boot (a few hundred kB). */
 @Injectable()
-export class DemoAssets {
+export class DemoAssetsService {
   private readonly files = new Map<PageFile, PageAsset>();
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {

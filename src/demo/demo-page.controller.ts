@@ -2,7 +2,7 @@ import { Controller, Get, Param, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ApiError } from '../common/api-error.js';
-import { DemoAssets, isPageFile, type PageFile } from './demo-assets.service.js';
+import { DemoAssetsService, isPageFile, type PageFile } from './demo-assets.service.js';
 
 /**
  * Scripts, styles and calls only from this origin; pictures from anywhere (signed URLs may sit on
@@ -23,7 +23,7 @@ const CONTENT_SECURITY_POLICY = [
 @ApiExcludeController()
 @Controller()
 export class DemoPageController {
-  constructor(private readonly assets: DemoAssets) {}
+  constructor(private readonly assets: DemoAssetsService) {}
 
   @Get()
   index(@Res() response: Response): void {

@@ -1,6 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { type AppConfig } from '../config/app-config.js';
-import { DemoAssets } from './demo-assets.service.js';
+import { DemoAssetsService } from './demo-assets.service.js';
 import { DemoPageController } from './demo-page.controller.js';
 import { DevTokenController } from './dev-token.controller.js';
 
@@ -15,7 +15,7 @@ export class DemoModule {
     return {
       module: DemoModule,
       controllers: [DemoPageController, ...(config.auth.generated ? [DevTokenController] : [])],
-      providers: [DemoAssets],
+      providers: [DemoAssetsService],
     };
   }
 }
