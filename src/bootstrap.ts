@@ -37,7 +37,7 @@ export function buildOpenApi(app: INestApplication): OpenAPIObject {
     .build();
   const document = SwaggerModule.createDocument(app, config);
   // The stream frames are declared in src/contract (not as DTO classes): their schemas join the
-  // components here, and the SSE routes reference them (docs/api-reference.md §9).
+  // components here, and the SSE routes reference them (docs/api-reference.md §5).
   document.components = {
     ...document.components,
     schemas: { ...document.components?.schemas, ...frameOpenApi().schemas },

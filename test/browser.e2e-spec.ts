@@ -20,7 +20,7 @@ interface PageGlobals {
  * whose image chain is `demo/flaky-painter` (always fails) then `demo/painter`, with composing on:
  * a plan of four attempts (each model composed, then original), the third (painter, composed) wins.
  *
- * The Stop and reload tests use the durable-turn routes of protocol §7 (`…/cancel`,
+ * The Stop and reload tests use the durable-turn routes of docs/api-reference.md §8a (`…/cancel`,
  * `…/events`, `on_disconnect: "continue"`): they pass once those routes are in the service.
  */
 

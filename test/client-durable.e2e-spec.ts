@@ -8,7 +8,7 @@ import { startApp, type TestApp } from './harness/app.js';
 import { eventually } from './harness/sse-client.js';
 
 /**
- * The client's durable-turn behaviour (protocol §7) against the real server: resuming after the
+ * The client's durable-turn behaviour (docs/api-reference.md §8a) against the real server: resuming after the
  * connection is cut, and stopping through the stop route (library and CLI).
  */
 

@@ -12,7 +12,7 @@ import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js
 import { eventually, postTurn, types } from './harness/sse-client.js';
 
 /**
- * Durable turns across two server processes on one PostgreSQL (protocol §7). Runs only when
+ * Durable turns across two server processes on one PostgreSQL (docs/api-reference.md §8a). Runs only when
  * TEST_DATABASE_URL is set (jest.config.js leaves `*.pg.e2e-spec.ts` out otherwise): an embedded
  * PGlite folder has one process.
  */

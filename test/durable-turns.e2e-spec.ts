@@ -11,7 +11,7 @@ import {
   types,
 } from './harness/sse-client.js';
 
-/** Durable turns (protocol §7) and the turn-lifecycle hardening of issue 12 (items 1 and 8). */
+/** Durable turns (docs/api-reference.md §8a) and the turn-lifecycle hardening of issue 12 (items 1 and 8). */
 
 const CHUNKS = Array.from({ length: 16 }, (_, index) => `w${index} `);
 const REPLY = CHUNKS.join('');

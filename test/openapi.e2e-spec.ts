@@ -5,7 +5,7 @@ import { startApp, type TestApp } from './harness/app.js';
 
 /**
  * The published OpenAPI document: equal to the committed snapshot (regenerate it with
- * `UPDATE_OPENAPI=1 npm test`), and documenting every route of protocol §2 with its errors.
+ * `UPDATE_OPENAPI=1 npm test`), and documenting every route of docs/api-reference.md §2 with its errors.
  */
 
 const SNAPSHOT = fileURLToPath(new URL('./__snapshots__/openapi.json', import.meta.url));
@@ -149,7 +149,7 @@ interface Route {
   readonly auth: boolean;
 }
 
-/** Protocol §1–§2 and §4: every route, its success status and the errors it can answer. */
+/** docs/api-reference.md §1–§2 and §10: every route, its success status and the errors it can answer. */
 const ROUTES: readonly Route[] = [
   { method: 'post', path: '/v1/sessions', success: '201', errors: ['400', '401'], auth: true },
   { method: 'get', path: '/v1/sessions', success: '200', errors: ['400', '401'], auth: true },
@@ -300,7 +300,7 @@ describe('request and response shapes match the contract', () => {
     expect(limit?.schema).toEqual(expect.objectContaining({ minimum: 1, maximum: 100 }));
   });
 
-  it('Message carries every field of §2, with the contract enums', () => {
+  it('Message carries every field of api-reference §2, with the contract enums', () => {
     const page = success(route('get', '/v1/sessions/{session_id}/messages'));
     expect(page.required).toEqual(expect.arrayContaining(['items', 'next_cursor']));
     const message = resolve(at(property(page, 'items'), ['items']));
@@ -362,7 +362,7 @@ describe('request and response shapes match the contract', () => {
     expect(property(attempt, 'variant').enum).toEqual(['composed', 'original', 'single']);
   });
 
-  it('TurnRequest matches §3 "Request"', () => {
+  it('TurnRequest matches api-reference §3', () => {
     const body = jsonBody(route('post', '/v1/sessions/{session_id}/turns'));
     expect(body.required).toEqual(expect.arrayContaining(['content', 'client_msg_id']));
     expect(property(body, 'content')).toEqual(

@@ -17,7 +17,7 @@ import {
 } from './harness/sse-client.js';
 
 /**
- * Partial image previews through the fallback chain (docs/api-reference.md §8), on the OpenAI
+ * Partial image previews through the fallback chain (docs/api-reference.md §13), on the OpenAI
  * Images API flavour of the fake upstream, and `image.concurrent` (draw while the text streams).
  */
 let upstream: FakeUpstream;

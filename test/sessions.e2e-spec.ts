@@ -24,7 +24,7 @@ const api = () => request(t.app.getHttpServer());
 const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
-/** Every pre-stream error is JSON `{ code, message, user_message? }` (protocol §4). */
+/** Every pre-stream error is JSON `{ code, message, user_message? }` (docs/api-reference.md §10). */
 function expectError(res: Response, status: number, code: string): void {
   expect({ status: res.status, body: res.body as unknown }).toEqual({
     status,

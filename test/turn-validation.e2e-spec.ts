@@ -15,7 +15,7 @@ import {
 } from './harness/unstorable-text.js';
 
 /**
- * Pre-stream validation of `POST /v1/sessions/:id/turns` (protocol §3 "Request", §4): every
+ * Pre-stream validation of `POST /v1/sessions/:id/turns` (docs/api-reference.md §3 "Request", §10): every
  * malformed body is a JSON 400 `invalid_payload`, never a stream, and writes nothing. Then
  * property-based: thousands of random bodies never get a 5xx, and valid ones always stream to
  * `final` or `error`.

@@ -18,7 +18,7 @@ import { AssistantMessage, el, fromStored, TurnView, userBubble } from './view.j
 /**
  * The demo page: sign in, sessions, history, and turns drawn live from the client's reducer.
  * Turns run with `on_disconnect: "continue"` and are remembered in sessionStorage until they end,
- * so a reload attaches to the same turn again (protocol §7) instead of losing it.
+ * so a reload attaches to the same turn again (docs/api-reference.md §8a) instead of losing it.
  */
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -391,7 +391,7 @@ contentInput.addEventListener('keydown', (event) => {
 /**
  * After a reload: attach to the turn from its first frame (the view starts empty, so nothing is
  * drawn twice). A turn the server no longer knows (404: the request never arrived; 410: ended
- * long ago) is sent again with the same key, which runs it or replays it (§3).
+ * long ago) is sent again with the same key, which runs it or replays it (api-reference §9).
  */
 async function resume({ sessionId, request }: RunningTurn): Promise<void> {
   const known = stored.some(

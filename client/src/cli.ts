@@ -2,7 +2,7 @@
 /**
  * `easel chat`: one turn from the terminal. The reply streams to stdout, image attempts show as a
  * live progress line on stderr, the picture is saved to a file whose path is printed, and Ctrl-C
- * stops the turn through the stop route (§7) before exiting.
+ * stops the turn through the stop route (api-reference §8a) before exiting.
  */
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';

@@ -62,7 +62,7 @@ function query(params: Record<string, string | number | undefined>): string {
 }
 
 /**
- * The Easel API: every REST route of protocol §2 and §7 with typed results, errors thrown as
+ * The Easel API: every REST route of docs/api-reference.md §2 and §8a with typed results, errors thrown as
  * EaselApiError (`code` is the contract's union), and turns as self-resuming frame streams.
  * Uses only fetch and ReadableStream, so it runs in browsers and on Node ≥ 20.
  */
@@ -119,7 +119,7 @@ export class EaselClient {
   readonly turns = {
     /**
      * Sends a turn and streams its frames. Reconnects by itself after a drop (same request plus
-     * `Last-Event-ID`, §7) and never yields a frame twice. A pre-stream error is thrown as
+     * `Last-Event-ID`, api-reference §8a) and never yields a frame twice. A pre-stream error is thrown as
      * EaselApiError on the first iteration.
      */
     stream: (sessionId: string, input: TurnInput, options: StreamOptions = {}): TurnStream => {
@@ -177,7 +177,7 @@ export class EaselClient {
       });
     },
 
-    /** The stop route (§7): `cancelling` while running, else the stored status. Idempotent. */
+    /** The stop route (api-reference §8a): `cancelling` while running, else the stored status. Idempotent. */
     cancel: (sessionId: string, clientMsgId: string): Promise<StopResult> =>
       this.json('POST', `/sessions/${segment(sessionId)}/turns/${segment(clientMsgId)}/cancel`),
   };

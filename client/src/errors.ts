@@ -5,7 +5,7 @@ export class EaselError extends Error {
   override name = 'EaselError';
 }
 
-/** The server answered an error before any stream (§4, §7): `code` is the contract's union. */
+/** The server answered an error before any stream (api-reference §10, §8a): `code` is the contract's union. */
 export class EaselApiError extends EaselError {
   override name = 'EaselApiError';
   readonly code: ApiErrorCode;

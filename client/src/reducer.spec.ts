@@ -254,7 +254,7 @@ describe('reduceTurn', () => {
     expect(state.error?.code).toBe('timeout');
   });
 
-  it('§7 stop during the image: done(truncated) for nothing open, then error(cancelled)', () => {
+  it('api-reference §8a stop during the image: done(truncated) for nothing open, then error(cancelled)', () => {
     const state = reduceFrames([
       meta('a1', 'reply_text_image'),
       delta('a1', 'Drawing'),
@@ -270,7 +270,7 @@ describe('reduceTurn', () => {
     expect(outcomes(state)).toEqual(['p1:stopped']);
   });
 
-  it('§7 stop while text streams', () => {
+  it('api-reference §8a stop while text streams', () => {
     const state = reduceFrames([
       meta('a1', 'reply_text'),
       delta('a1', 'Once upon'),
@@ -281,7 +281,7 @@ describe('reduceTurn', () => {
     expect(state.messages[0]).toMatchObject({ text: 'Once upon', status: 'truncated' });
   });
 
-  it('§8 previews: a failed attempt’s previews are dropped when the next attempt starts', () => {
+  it('api-reference §13 previews: a failed attempt’s previews are dropped when the next attempt starts', () => {
     const frames = [
       meta('a1', 'reply_text_image'),
       done('a1'),
@@ -313,7 +313,7 @@ describe('reduceTurn', () => {
     expect(outcomes(finished)).toEqual(['p1:failed', 'p2:ok']);
   });
 
-  it('§8 concurrent: text and image frames interleave, done and image in either order', () => {
+  it('api-reference §13 concurrent: text and image frames interleave, done and image in either order', () => {
     const head = [
       meta('a1', 'reply_text_image'),
       pending('a1'),

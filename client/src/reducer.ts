@@ -30,7 +30,7 @@ export interface AttemptView {
   readonly model: string;
   readonly variant: ImageVariant;
   readonly outcome: AttemptStatus;
-  /** Previews received for this attempt (§8). */
+  /** Previews received for this attempt (api-reference §13). */
   readonly previews: number;
 }
 
@@ -76,7 +76,7 @@ export interface MessageView {
   readonly generationId: string | null;
   readonly image: ImageView | null;
   /**
-   * reply_image degradation (§3): the id of the picture-only message whose image failed and
+   * reply_image degradation (api-reference §6): the id of the picture-only message whose image failed and
    * which this text reply replaced. Its image state (the failure) moved here, as the server
    * stores it.
    */
@@ -164,7 +164,7 @@ function withImage(
 const settleAttempts = (attempts: readonly AttemptView[], outcome: AttemptStatus): AttemptView[] =>
   attempts.map((attempt) => (attempt.outcome === 'running' ? { ...attempt, outcome } : attempt));
 
-/** A picture-only message whose image failed before any `meta`: the degraded X of §3. */
+/** A picture-only message whose image failed before any `meta`: the degraded X of api-reference §6. */
 const isFailedPlaceholder = (message: MessageView): boolean =>
   message.actionType === null && message.text === '' && message.image?.status === 'failed';
 
@@ -304,7 +304,7 @@ export function reduceTurn(state: TurnState, frame: Frame): TurnState {
     case 'error':
       return onError(state, frame);
     default:
-      // A frame type newer than this client (§3: additive): nothing to show.
+      // A frame type newer than this client (api-reference §4: additive): nothing to show.
       return state;
   }
 }

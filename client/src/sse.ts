@@ -2,7 +2,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { type Frame, isFrameType } from '../../src/contract/index.js';
 import { EaselError } from './errors.js';
 
-/** A frame with its SSE `id` (1, 2, … within the turn, §3). */
+/** A frame with its SSE `id` (1, 2, … within the turn, api-reference §4). */
 export interface NumberedFrame {
   readonly id: number;
   readonly frame: Frame;
@@ -25,7 +25,7 @@ function toFrame(event: EventSourceMessage): NumberedFrame | null {
     throw new EaselProtocolError(`frame ${id} is not JSON: ${event.data.slice(0, 200)}`);
   }
   const type = (data as { type?: unknown } | null)?.type;
-  // Clients ignore unknown types (§3): new frame types are additive.
+  // Clients ignore unknown types (api-reference §4): new frame types are additive.
   return isFrameType(type) ? { id, frame: data as Frame } : null;
 }
 

@@ -59,7 +59,7 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
 
 /**
  * The frames of one turn, as an async iterable that survives network drops: after a drop it
- * reconnects with `Last-Event-ID` (protocol §7), skips any frame id it already delivered, and
+ * reconnects with `Last-Event-ID` (docs/api-reference.md §8a), skips any frame id it already delivered, and
  * gives up with an EaselConnectionError after `retry.retries` failed reconnections in a row.
  * Aborting `signal` ends the iteration with the signal's reason; for an `on_disconnect:
  * "continue"` turn it first calls the stop route, since leaving would not stop it. Breaking out
@@ -145,7 +145,7 @@ export class TurnStream implements AsyncIterable<Frame> {
               this.lastEventId === 0 &&
               this.connection.canReplay
             ) {
-              // Nothing delivered yet, so the v1 replay (a plain re-POST) loses nothing (§7).
+              // Nothing delivered yet, so the v1 replay (a plain re-POST) loses nothing (api-reference §8a).
               first = true;
               continue;
             }

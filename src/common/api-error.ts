@@ -1,7 +1,7 @@
 import { HttpException } from '@nestjs/common';
 import type { ApiErrorCode } from '../contract/index.js';
 
-/** The JSON body of every error answered before a stream starts (docs/api-reference.md §4). */
+/** The JSON body of every error answered before a stream starts (docs/api-reference.md §10). */
 export interface ApiErrorBody {
   code: ApiErrorCode;
   message: string;

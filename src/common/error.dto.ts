@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { API_ERROR_CODES, type ApiErrorCode } from '../contract/index.js';
 
-/** The error body of every JSON error (docs/api-reference.md §4), for Swagger. */
+/** The error body of every JSON error (docs/api-reference.md §10), for Swagger. */
 export class ErrorDto {
   @ApiProperty({ enum: API_ERROR_CODES, example: 'invalid_payload' }) code!: ApiErrorCode;
   @ApiProperty() message!: string;

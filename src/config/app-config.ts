@@ -54,9 +54,9 @@ export interface AppConfig {
   readonly turnTimeoutMs: number;
   /** A reply longer than this (UTF-16 code units) is cut: `done(truncated)` + `error`. */
   readonly replyMaxChars: number;
-  /** §7: how long a `cancel` turn waits, once its last client left, for one to re-attach. */
+  /** api-reference §8a: how long a `cancel` turn waits, once its last client left, for one to re-attach. */
   readonly disconnectGraceMs: number;
-  /** §7: how long a turn's frame log is kept after it ended (resume window). */
+  /** api-reference §8a: how long a turn's frame log is kept after it ended (resume window). */
   readonly resumeWindowMs: number;
   readonly sseHeartbeatMs: number;
   /** Node's HTTP server limits (docs/api-reference.md "Server timeouts"). */
@@ -92,7 +92,7 @@ export class ConfigError extends Error {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-/** `IMAGE_API`: how images are asked for (protocol §6 and §8). */
+/** `IMAGE_API`: how images are asked for (docs/api-reference.md §7 and §13). */
 export const IMAGE_APIS = ['chat-completions', 'images'] as const;
 export type ImageApi = (typeof IMAGE_APIS)[number];
 

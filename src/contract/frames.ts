@@ -1,6 +1,6 @@
 /**
- * The frames of the turn stream (protocol §3, §7, §8), declared once: the JSON schemas published
- * in OpenAPI (§9) and the TypeScript types of server and client both derive from the
+ * The frames of the turn stream (docs/api-reference.md §5, §8a, §13), declared once: the JSON schemas published
+ * in OpenAPI (api-reference §5) and the TypeScript types of server and client both derive from the
  * declarations below.
  */
 import {
@@ -88,7 +88,7 @@ const FRAME_DECLARATIONS = {
       data_url: string({ description: 'A base64 `data:` URL of the preview.' }),
       mime: string(),
     },
-    { description: "A preview of the running attempt's picture (§8)." },
+    { description: "A preview of the running attempt's picture (api-reference §13)." },
   ),
   image: object(
     {
@@ -178,7 +178,7 @@ export const FRAME_SCHEMAS = Object.fromEntries(
   FRAME_TYPES.map((type) => [FRAME_SCHEMA_NAMES[type], FRAME_DECLARATIONS[type].json]),
 ) as Record<FrameSchemaName, JsonSchema>;
 
-/** True for the frame types this contract knows (clients ignore the others, §3). */
+/** True for the frame types this contract knows (clients ignore the others, api-reference §4). */
 export function isFrameType(type: unknown): type is FrameType {
   return typeof type === 'string' && Object.hasOwn(FRAME_DECLARATIONS, type);
 }
@@ -195,7 +195,7 @@ export interface FrameOpenApi {
 }
 
 /**
- * The OpenAPI pieces of §9: the frame schemas as components, and the turn/resume routes'
+ * The OpenAPI pieces of api-reference §5: the frame schemas as components, and the turn/resume routes'
  * event-stream schema as a `oneOf` of references with a `type` discriminator.
  */
 export function frameOpenApi(componentsPath = '#/components/schemas/'): FrameOpenApi {

@@ -1,5 +1,5 @@
 /**
- * The JSON shapes of the REST routes (protocol §2, §3 request, §4 errors, §7 stop), as plain types
+ * The JSON shapes of the REST routes (docs/api-reference.md §2, §3 request, §10 errors, §8a stop), as plain types
  * over the vocabulary lists. The server's DTO classes implement them; the client returns them.
  */
 import type {
@@ -113,9 +113,9 @@ export interface TurnImageOptions {
   aspect_ratio?: AspectRatio;
   /** Absolute http(s), ≤ 2048. */
   reference_image_url?: string;
-  /** §8: previews per attempt, 0..3 (default 0). */
+  /** api-reference §13: previews per attempt, 0..3 (default 0). */
   partial_images?: number;
-  /** §8: draw while the text streams (reply_text_image only). */
+  /** api-reference §13: draw while the text streams (reply_text_image only). */
   concurrent?: boolean;
 }
 
@@ -126,11 +126,11 @@ export interface TurnRequest {
   client_msg_id: string;
   /** Absent → text only; present → the planner decides, unless `force`. */
   image?: TurnImageOptions;
-  /** §7: what the turn does when its last client leaves (default `cancel`). */
+  /** api-reference §8a: what the turn does when its last client leaves (default `cancel`). */
   on_disconnect?: OnDisconnect;
 }
 
-/** The body of every error answered before a stream starts (§4, §7). */
+/** The body of every error answered before a stream starts (api-reference §10, §8a). */
 export interface ApiErrorBody {
   code: ApiErrorCode;
   message: string;
@@ -143,7 +143,7 @@ export interface ApiErrorBody {
   [extra: string]: unknown;
 }
 
-/** `POST …/turns/:client_msg_id/cancel` (§7). */
+/** `POST …/turns/:client_msg_id/cancel` (api-reference §8a). */
 export interface StopResult {
   status: StopStatus;
 }

@@ -10,7 +10,7 @@ export interface ImageGenRequest {
   readonly model: string | null;
   readonly aspectRatio: AspectRatio | null;
   readonly referenceImageUrl: string | null;
-  /** Previews wanted per attempt, 0..3 (docs/api-reference.md §8). */
+  /** Previews wanted per attempt, 0..3 (docs/api-reference.md §13). */
   readonly partialImages: number;
 }
 

@@ -243,7 +243,7 @@ export class OpenAiCompatibleProvider implements LlmProvider, ImageProvider {
     return typeof content === 'string' ? content : '';
   }
 
-  /** §6: one non-streamed call; previews are never sent, whatever `partialImages` asks. */
+  /** api-reference §7: one non-streamed call; previews are never sent, whatever `partialImages` asks. */
   async *generateImage(request: ImageRequest): AsyncIterable<ImageEvent> {
     const { model, prompt, aspectRatio, referenceImageUrl, signal } = request;
     const content =

@@ -1,7 +1,7 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 
 /**
- * Checks stream frames against the frame schemas a published OpenAPI document declares (§9), so
+ * Checks stream frames against the frame schemas a published OpenAPI document declares (api-reference §5), so
  * an e2e suite can prove the document describes exactly what the wire carries. It reads the
  * document, not src/contract: a frame the document fails to describe is a failure.
  */

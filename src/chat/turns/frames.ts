@@ -9,7 +9,7 @@ import type { MessageMetadata } from '../../database/schema.js';
 import type { AttemptStart, ImagePreview } from '../../image-gen/image-gen.types.js';
 
 /**
- * The constructors of the turn stream's frames (docs/api-reference.md §3): every frame the live
+ * The constructors of the turn stream's frames (docs/api-reference.md §5): every frame the live
  * path, the replay and the frame log send is built by one function below. The frame types
  * themselves are declared once, with their JSON schemas, in `src/contract/frames.ts`.
  */

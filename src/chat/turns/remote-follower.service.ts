@@ -12,7 +12,7 @@ import { type TurnRow, TurnsRepository } from './turns.repository.js';
 const POLL_MS = 50;
 /**
  * How often a follower checks that the turn's owner still lives (its advisory lock) and asks it
- * again to persist the log: an owner killed mid-turn is reported well within the 10 s of §7.
+ * again to persist the log: an owner killed mid-turn is reported well within the 10 s of docs/api-reference.md §8a.
  */
 const LIVENESS_MS = 2_000;
 

@@ -59,7 +59,8 @@ export class TurnsController {
   @ApiHeader({
     name: 'Last-Event-ID',
     required: false,
-    description: "Reconnect (§7): attach to this key's turn after this frame id instead of 409.",
+    description:
+      "Reconnect (api-reference §8a): attach to this key's turn after this frame id instead of 409.",
   })
   @ApiResponse({
     status: 200,
@@ -102,7 +103,7 @@ export class TurnsController {
 
   @Sse(':client_msg_id/events', { maxPendingDataLength: FOLLOWER_MAX_PENDING_CHARS })
   @ApiOperation({
-    summary: "Resume a turn's stream after a frame id (§7)",
+    summary: "Resume a turn's stream after a frame id (api-reference §8a)",
     description:
       'The frames with `id` > `Last-Event-ID` (or `?after=`; absent = 0), byte-identical to the ' +
       'first time, then the live ones, then the terminal frame; then the stream closes. Works on ' +
@@ -143,7 +144,7 @@ export class TurnsController {
 
   @Post(':client_msg_id/cancel')
   @ApiOperation({
-    summary: 'Stop a turn (§7), from any instance',
+    summary: 'Stop a turn (api-reference §8a), from any instance',
     description:
       'Aborts every in-flight provider call of the turn; attached streams end with ' +
       '`done(truncated)` for an open message and `error{code:"cancelled"}`. Idempotent.',

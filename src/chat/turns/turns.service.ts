@@ -69,7 +69,7 @@ export class TurnsService {
    * Everything that can be refused is refused here, before the stream starts, as JSON. `signal`
    * aborts when the connection ends; if that happens before the stream is subscribed, the
    * attachment is given back (a `cancel` turn with nobody left is then torn down). With
-   * `lastEventId` (the reconnect of §7) an existing turn is attached to instead of refused.
+   * `lastEventId` (the reconnect of api-reference §8a) an existing turn is attached to instead of refused.
    */
   async start(
     userId: string,

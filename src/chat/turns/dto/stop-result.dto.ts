@@ -1,7 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { STOP_STATUSES, type StopResult, type StopStatus } from '../../../contract/index.js';
 
-/** The stop route's answer (§7). */
+/** The stop route's answer (api-reference §8a). */
 export class StopResultDto implements StopResult {
   @ApiProperty({
     enum: STOP_STATUSES,

@@ -73,7 +73,7 @@ export class TurnImageOptionsDto implements TurnImageOptions {
     minimum: 0,
     maximum: MAX_PARTIAL_IMAGES,
     default: 0,
-    description: 'Previews per attempt, sent as `image_partial` frames (§8).',
+    description: 'Previews per attempt, sent as `image_partial` frames (api-reference §13).',
   })
   @IsOptional()
   @IsInt()
@@ -83,7 +83,8 @@ export class TurnImageOptionsDto implements TurnImageOptions {
 
   @ApiPropertyOptional({
     default: false,
-    description: 'reply_text_image: draw while the text streams (§8); other actions ignore it.',
+    description:
+      'reply_text_image: draw while the text streams (api-reference §13); other actions ignore it.',
   })
   @IsOptional()
   @IsBoolean()
@@ -123,7 +124,7 @@ export class TurnRequestDto implements TurnRequest {
     default: 'cancel',
     description:
       'When the last client leaves: `cancel` aborts the turn; `continue` runs it to its end, ' +
-      'to be resumed (§7).',
+      'to be resumed (api-reference §8a).',
   })
   @IsOptional()
   @IsIn(ON_DISCONNECT)
