@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { EaselClient, type Frame, reduceFrames } from '../client/src/index.js';
+import { clientMsgId } from './harness/api.js';
 import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
 import { startApp, type TestApp } from './harness/app.js';
 import { eventually } from './harness/sse-client.js';
@@ -20,8 +21,6 @@ const REPLY = CHUNKS.join('');
 let upstream: FakeUpstream;
 let app: TestApp;
 let token: string;
-let counter = 0;
-const key = (): string => `dur-${Date.now().toString(36)}-${++counter}`;
 
 interface Sent {
   url: string;
@@ -96,7 +95,7 @@ describe('resume after a cut connection', () => {
     const session = await easel.sessions.create();
     const stream = easel.turns.stream(session.id, {
       content: 'count slowly',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('dur'),
       on_disconnect: 'continue',
     });
     const frames: Frame[] = [];
@@ -118,7 +117,7 @@ describe('resume after a cut connection', () => {
   it('resume() after the end replays the same frames from the log', async () => {
     const easel = new EaselClient({ baseUrl: app.baseUrl, token });
     const session = await easel.sessions.create();
-    const id = key();
+    const id = clientMsgId('dur');
     const first: Frame[] = [];
     for await (const frame of easel.turns.stream(session.id, { content: 'hi', client_msg_id: id }))
       first.push(frame);
@@ -134,7 +133,7 @@ describe('stop', () => {
     const easel = new EaselClient({ baseUrl: app.baseUrl, token });
     const session = await easel.sessions.create();
     const controller = new AbortController();
-    const id = key();
+    const id = clientMsgId('dur');
     const stream = easel.turns.stream(
       session.id,
       { content: 'long', client_msg_id: id, on_disconnect: 'continue' },

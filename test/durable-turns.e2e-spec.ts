@@ -1,7 +1,7 @@
 import { DatabaseClient } from '../src/database/database.client.js';
 import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
 import { startApp, type TestApp } from './harness/app.js';
-import { createSession, listMessages } from './harness/api.js';
+import { clientMsgId, createSession, listMessages } from './harness/api.js';
 import {
   eventually,
   framesOf,
@@ -19,8 +19,6 @@ const REPLY = CHUNKS.join('');
 let upstream: FakeUpstream;
 let app: TestApp;
 let token: string;
-let counter = 0;
-const key = (): string => `durable-${Date.now().toString(36)}-${++counter}`;
 
 beforeAll(async () => {
   upstream = await startFakeUpstream();
@@ -126,7 +124,7 @@ describe('resume', () => {
     async (_, how) => {
       upstream.script('chat', { kind: 'stream', chunks: CHUNKS, delayMs: 30 });
       const sessionId = await createSession(app.baseUrl, token);
-      const id = key();
+      const id = clientMsgId('durable');
       const first = await dropAfter(sessionId, id, 4);
       expect(first.frames.map((frame) => frame.id)).toEqual([1, 2, 3, 4]);
 
@@ -159,7 +157,7 @@ describe('resume', () => {
   it('serves several followers at once, a slow one included, without holding the others', async () => {
     upstream.script('chat', { kind: 'stream', chunks: CHUNKS, delayMs: 30 });
     const sessionId = await createSession(app.baseUrl, token);
-    const id = key();
+    const id = clientMsgId('durable');
     const owner = dropAfter(sessionId, id, 2);
     await owner;
     // A follower that reads nothing until the turn has ended.
@@ -180,7 +178,7 @@ describe('resume', () => {
   it('runs a continue turn to its end with nobody attached; it is stored and replays', async () => {
     upstream.script('chat', { kind: 'stream', chunks: CHUNKS, delayMs: 10 });
     const sessionId = await createSession(app.baseUrl, token);
-    const id = key();
+    const id = clientMsgId('durable');
     await dropAfter(sessionId, id, 1);
     const [assistant] = await eventually(async () => {
       const items = await listMessages(app.baseUrl, sessionId, token);
@@ -199,7 +197,7 @@ describe('resume', () => {
   it('answers 410 resume_expired once the window has passed, and the v1 replay still works', async () => {
     upstream.script('chat', { kind: 'stream', chunks: ['short'] });
     const sessionId = await createSession(app.baseUrl, token);
-    const id = key();
+    const id = clientMsgId('durable');
     const first = await postTurn(app.baseUrl, sessionId, token, {
       content: 'hi',
       client_msg_id: id,
@@ -219,16 +217,16 @@ describe('resume', () => {
   it("answers 404 turn_not_found for an unknown key and another user's, on every new route", async () => {
     upstream.script('chat', { kind: 'stream', chunks: ['mine'] });
     const sessionId = await createSession(app.baseUrl, token);
-    const id = key();
+    const id = clientMsgId('durable');
     await postTurn(app.baseUrl, sessionId, token, { content: 'hi', client_msg_id: id });
     const mallory = await app.token('mallory');
-    for (const [clientMsgId, who] of [
+    for (const [key, who] of [
       [id, mallory],
-      [key(), token],
+      [clientMsgId('durable'), token],
     ] as const) {
-      const followed = await events(sessionId, clientMsgId, { userToken: who });
+      const followed = await events(sessionId, key, { userToken: who });
       expect([followed.status, followed.json?.code]).toEqual([404, 'turn_not_found']);
-      const stopped = await stop(sessionId, clientMsgId, who);
+      const stopped = await stop(sessionId, key, who);
       expect([stopped.status, stopped.body.code]).toEqual([404, 'turn_not_found']);
     }
     const attached = await postTurn(
@@ -251,7 +249,7 @@ describe('stop', () => {
   ) {
     script();
     const sessionId = await createSession(app.baseUrl, token);
-    const id = key();
+    const id = clientMsgId('durable');
     let stoppedAt = 0;
     let answer: Promise<{ status: number; body: Record<string, unknown> }> | null = null;
     const stream = await postTurn(
@@ -335,7 +333,7 @@ describe('storage failures (issue 12, item 1) and the deadline (item 8)', () => 
       { kind: 'stream', chunks: ['ok'] },
     );
     const sessionId = await createSession(app.baseUrl, token);
-    const id = key();
+    const id = clientMsgId('durable');
     const failing = postTurn(
       app.baseUrl,
       sessionId,
@@ -372,13 +370,13 @@ describe('storage failures (issue 12, item 1) and the deadline (item 8)', () => 
     database().injectFaults({ delayWrites: 1, delayMs: 8200 });
     const late = await postTurn(app.baseUrl, sessionId, token, {
       content: 'hi',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('durable'),
     });
     expect([late.status, late.json?.code]).toEqual([503, 'unavailable']);
     upstream.script('chat', { kind: 'stream', chunks: ['fine'] });
     const next = await postTurn(app.baseUrl, sessionId, token, {
       content: 'hi',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('durable'),
     });
     expect(types(next).at(-1)).toBe('final');
   }, 20_000);

@@ -9,7 +9,7 @@ import {
   startFakeUpstream,
 } from './harness/fake-upstream.js';
 import { startApp, TEST_SECRET, type TestApp } from './harness/app.js';
-import { createSession, listMessages } from './harness/api.js';
+import { clientMsgId, createSession, listMessages } from './harness/api.js';
 import { frameOf, framesOf, postTurn, type TurnResponse, types } from './harness/sse-client.js';
 
 /**
@@ -30,9 +30,7 @@ const LIMITS = {
 let upstream: FakeUpstream;
 let t: TestApp;
 let token: string;
-let counter = 0;
 
-const key = (): string => `hard-${Date.now().toString(36)}-${++counter}`;
 const auth = (bearer = token): Record<string, string> => ({ authorization: `Bearer ${bearer}` });
 const jsonHeaders = (bearer = token): Record<string, string> => ({
   ...auth(bearer),
@@ -176,7 +174,7 @@ describe('item 2: NUL and lone surrogates in client input → 400/404/401, never
   ])('POST …/turns with a bad %s → 400 naming it, no stream, no row', async (field, make) => {
     const sessionId = await createSession(t.baseUrl, token);
     const before = await rowCounts();
-    const response = await postTurn(t.baseUrl, sessionId, token, make(key()));
+    const response = await postTurn(t.baseUrl, sessionId, token, make(clientMsgId('hard')));
     expect(response.status).toBe(400);
     expect(response.json?.code).toBe('invalid_payload');
     expect(String(response.json?.message).startsWith(`${field}: `)).toBe(true);
@@ -187,7 +185,10 @@ describe('item 2: NUL and lone surrogates in client input → 400/404/401, never
   it('control: a turn whose content has astral characters and CJK streams and is stored', async () => {
     const sessionId = await createSession(t.baseUrl, token);
     const content = '画一只猫 😀 please, in 𝒜 style';
-    const response = await postTurn(t.baseUrl, sessionId, token, { content, client_msg_id: key() });
+    const response = await postTurn(t.baseUrl, sessionId, token, {
+      content,
+      client_msg_id: clientMsgId('hard'),
+    });
     expect(types(response).at(-1)).toBe('final');
     const stored = await listMessages(t.baseUrl, sessionId, token);
     expect(stored.find((message) => message.role === 'user')?.content).toBe(content);
@@ -212,7 +213,7 @@ describe('item 2: NUL and lone surrogates in client input → 400/404/401, never
     it('POST …/turns on a session id with %00 → 404 session_not_found, as JSON', async () => {
       const response = await postTurn(t.baseUrl, `${sessionId}%00`, token, {
         content: 'hi',
-        client_msg_id: key(),
+        client_msg_id: clientMsgId('hard'),
       });
       expect(response.status).toBe(404);
       expect(response.json?.code).toBe('session_not_found');
@@ -265,7 +266,7 @@ describe('item 2: NUL and lone surrogates in client input → 400/404/401, never
     const sessionId = await createSession(t.baseUrl, token);
     const response = await postTurn(t.baseUrl, sessionId, bad, {
       content: 'hi',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('hard'),
     });
     expect(response.status).toBe(401);
     expect((await rowCounts()).sessions).toBe(before.sessions + 1);
@@ -282,7 +283,7 @@ describe('item 4: a hung chat model falls back; a stalled stream fails', () => {
     const sessionId = await createSession(t.baseUrl, token);
     const response = await postTurn(t.baseUrl, sessionId, token, {
       content: 'hello?',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('hard'),
     });
 
     expect(shape(response)).toEqual(['meta', 'delta', 'done', 'final']);
@@ -300,10 +301,10 @@ describe('item 4: a hung chat model falls back; a stalled stream fails', () => {
   it('no chunk for CHAT_IDLE_TIMEOUT_MS mid-stream → done(truncated) + retryable error, text kept', async () => {
     upstream.script('hang', { kind: 'stall', chunks: ['Half', ' way'], afterChunks: 2 });
     const sessionId = await createSession(t.baseUrl, token);
-    const clientMsgId = key();
+    const messageKey = clientMsgId('hard');
     const response = await postTurn(t.baseUrl, sessionId, token, {
       content: 'tell me',
-      client_msg_id: clientMsgId,
+      client_msg_id: messageKey,
     });
 
     expect(shape(response)).toEqual(['meta', 'delta', 'done', 'error']);
@@ -318,7 +319,7 @@ describe('item 4: a hung chat model falls back; a stalled stream fails', () => {
     const stored = await assistantRow(messageId);
     expect(stored.content).toBe('Half way');
     expect(stored.status).toBe('failed');
-    expect((await turnRow(sessionId, clientMsgId))?.status).toBe('failed');
+    expect((await turnRow(sessionId, messageKey))?.status).toBe('failed');
   });
 
   it('the prompt composer gets the same limit: a stalled composer falls back to single attempts', async () => {
@@ -326,7 +327,7 @@ describe('item 4: a hung chat model falls back; a stalled stream fails', () => {
     const sessionId = await createSession(t.baseUrl, token);
     const response = await postTurn(t.baseUrl, sessionId, token, {
       content: 'a lighthouse at dusk',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('hard'),
       image: { force: true, mode: 'image_only' },
     });
 
@@ -352,7 +353,7 @@ describe('item 5: CHAT_MAX_TOKENS upstream and REPLY_MAX_CHARS on the stored rep
     const sessionId = await createSession(t.baseUrl, token);
     await postTurn(t.baseUrl, sessionId, token, {
       content: 'a fox',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('hard'),
       image: { force: true },
     });
     const chat = upstream.requests.filter((request) => request.type === 'chat-stream');
@@ -367,10 +368,10 @@ describe('item 5: CHAT_MAX_TOKENS upstream and REPLY_MAX_CHARS on the stored rep
   it('an endless reply is cut at REPLY_MAX_CHARS: done(truncated) + error, upstream aborted, stored ≤ cap', async () => {
     upstream.script('hang', { kind: 'endless', content: 'la ' });
     const sessionId = await createSession(t.baseUrl, token);
-    const clientMsgId = key();
+    const messageKey = clientMsgId('hard');
     const response = await postTurn(t.baseUrl, sessionId, token, {
       content: 'sing',
-      client_msg_id: clientMsgId,
+      client_msg_id: messageKey,
     });
 
     expect(shape(response)).toEqual(['meta', 'delta', 'done', 'error']);
@@ -387,7 +388,7 @@ describe('item 5: CHAT_MAX_TOKENS upstream and REPLY_MAX_CHARS on the stored rep
     const stored = await assistantRow(frameOf(response, 'meta').message_id);
     expect(stored.content).toBe(text);
     expect(stored.metadata.truncated).toBe(true);
-    expect((await turnRow(sessionId, clientMsgId))?.error?.code).toBe('upstream_unavailable');
+    expect((await turnRow(sessionId, messageKey))?.error?.code).toBe('upstream_unavailable');
   });
 
   it('control: a reply of exactly REPLY_MAX_CHARS completes', async () => {
@@ -396,7 +397,7 @@ describe('item 5: CHAT_MAX_TOKENS upstream and REPLY_MAX_CHARS on the stored rep
     const sessionId = await createSession(t.baseUrl, token);
     const response = await postTurn(t.baseUrl, sessionId, token, {
       content: 'long',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('hard'),
     });
     expect(shape(response)).toEqual(['meta', 'delta', 'done', 'final']);
     expect(streamedText(response)).toHaveLength(LIMITS.replyMaxChars);
@@ -416,10 +417,10 @@ describe('item 6: silent truncation is a truncated reply', () => {
       finishReason: false,
     });
     const sessionId = await createSession(t.baseUrl, token);
-    const clientMsgId = key();
+    const messageKey = clientMsgId('hard');
     const response = await postTurn(t.baseUrl, sessionId, token, {
       content: 'go',
-      client_msg_id: clientMsgId,
+      client_msg_id: messageKey,
     });
 
     expect(shape(response)).toEqual(['meta', 'delta', 'done', 'error']);
@@ -431,7 +432,7 @@ describe('item 6: silent truncation is a truncated reply', () => {
     const assistant = history.find((message) => message.role === 'assistant');
     expect(assistant).toEqual(expect.objectContaining({ content: 'Cut short', status: 'failed' }));
     expect((await assistantRow(assistant!.id)).metadata.truncated).toBe(true);
-    expect((await turnRow(sessionId, clientMsgId))?.status).toBe('failed');
+    expect((await turnRow(sessionId, messageKey))?.status).toBe('failed');
   });
 });
 
@@ -512,7 +513,7 @@ describe('item 7: HTTP server timeouts', () => {
     const started = Date.now();
     const response = await postTurn(t.baseUrl, sessionId, token, {
       content: 'slowly',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('hard'),
     });
     expect(Date.now() - started).toBeGreaterThan(LIMITS.requestTimeoutMs * 2);
     expect(shape(response)).toEqual(['meta', 'delta', 'done', 'final']);
@@ -552,7 +553,7 @@ describe('item 9: small ones', () => {
       const before = await rowCounts();
       const response = await postTurn(t.baseUrl, sessionId, token, {
         content,
-        client_msg_id: key(),
+        client_msg_id: clientMsgId('hard'),
       });
       expect(response.status).toBe(400);
       expect(response.json?.code).toBe('invalid_payload');
@@ -565,7 +566,7 @@ describe('item 9: small ones', () => {
     const sessionId = await createSession(t.baseUrl, token);
     const response = await postTurn(t.baseUrl, sessionId, token, {
       content: 'a red fox',
-      client_msg_id: key(),
+      client_msg_id: clientMsgId('hard'),
       image: { force: true, mode: 'image_only' },
     });
 

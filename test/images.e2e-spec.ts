@@ -10,7 +10,7 @@ import { ImageStore } from '../src/images/image-store.js';
 import { ImageSweepJob, ORPHAN_GRACE_MS } from '../src/images/image-sweep.job.js';
 import { ImageUrlSigner } from '../src/images/image-url.signer.js';
 import { ImagesRepository } from '../src/images/images.repository.js';
-import { createSession, listMessages } from './harness/api.js';
+import { clientMsgId, createSession, listMessages } from './harness/api.js';
 import { startApp, type TestApp } from './harness/app.js';
 import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
 import { frameOf, postTurn } from './harness/sse-client.js';
@@ -18,7 +18,6 @@ import { frameOf, postTurn } from './harness/sse-client.js';
 let upstream: FakeUpstream;
 let app: TestApp;
 let token: string;
-let counter = 0;
 
 const upstreamEnv = (): Record<string, string> => ({
   LLM_BASE_URL: upstream.baseUrl,
@@ -32,7 +31,7 @@ const upstreamEnv = (): Record<string, string> => ({
 
 const forced = (content: string) => ({
   content,
-  client_msg_id: `images-${++counter}`,
+  client_msg_id: clientMsgId('images'),
   image: { force: true },
 });
 
