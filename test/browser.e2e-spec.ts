@@ -265,7 +265,7 @@ describe('the demo routes', () => {
     } finally {
       await configured.close();
     }
-  });
+  }, 90_000);
 
   it('has no page with DEMO_PAGE=false', async () => {
     const bare = await startApp({ DEMO_PAGE: 'false' });
@@ -275,5 +275,5 @@ describe('the demo routes', () => {
     } finally {
       await bare.close();
     }
-  });
+  }, 90_000);
 });

@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { EaselClient, type Frame, reduceFrames } from '../client/src/index.js';
 import { clientMsgId } from './harness/api.js';
-import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
-import { startApp, type TestApp } from './harness/app.js';
+import { type FakeUpstream } from './harness/fake-upstream.js';
+import { closeAll, startWithUpstream, type TestApp } from './harness/app.js';
 import { eventually } from './harness/sse-client.js';
 
 /**
@@ -63,22 +63,15 @@ function cuttingFetch(cutAfter: number, sent: Sent[]): typeof fetch {
 
 beforeAll(async () => {
   await promisify(execFile)('npm', ['run', '-s', 'build', '-w', 'client'], { cwd: ROOT });
-  upstream = await startFakeUpstream();
-  app = await startApp({
-    LLM_BASE_URL: upstream.baseUrl,
-    LLM_API_KEY: 'test-key',
+  ({ upstream, app, token } = await startWithUpstream({
     CHAT_MODELS: 'chat',
     IMAGE_MODELS: 'p1',
     TURN_TIMEOUT_MS: '10000',
     SSE_HEARTBEAT_MS: '200',
-  });
-  token = await app.token('alice');
+  }));
 }, 120_000);
 
-afterAll(async () => {
-  await app?.close();
-  await upstream?.close();
-});
+afterAll(() => closeAll(app, upstream));
 
 beforeEach(() => upstream.reset());
 

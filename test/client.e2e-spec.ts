@@ -12,12 +12,8 @@ import {
   type TurnInput,
 } from '../client/src/index.js';
 import { clientMsgId } from './harness/api.js';
-import {
-  FAKE_DEFAULT_CHUNKS,
-  type FakeUpstream,
-  startFakeUpstream,
-} from './harness/fake-upstream.js';
-import { startApp, type TestApp } from './harness/app.js';
+import { FAKE_DEFAULT_CHUNKS, type FakeUpstream } from './harness/fake-upstream.js';
+import { closeAll, startWithUpstream, type TestApp } from './harness/app.js';
 
 /** @easel/client against the real Easel server (fake upstream), and the built `easel` CLI. */
 
@@ -63,23 +59,16 @@ function runCli(args: string[]): Promise<{ code: number | null; stdout: string; 
 beforeAll(async () => {
   // The CLI test runs what `npm run build -w client` ships.
   await promisify(execFile)('npm', ['run', '-s', 'build', '-w', 'client'], { cwd: ROOT });
-  upstream = await startFakeUpstream();
-  app = await startApp({
-    LLM_BASE_URL: upstream.baseUrl,
-    LLM_API_KEY: 'test-key',
+  ({ upstream, app, token } = await startWithUpstream({
     CHAT_MODELS: 'chat',
     IMAGE_MODELS: 'p1,p2',
     IMAGE_ATTEMPT_TIMEOUT_MS: '2000',
     TURN_TIMEOUT_MS: '10000',
-  });
-  token = await app.token('alice');
+  }));
   easel = new EaselClient({ baseUrl: app.baseUrl, token });
 }, 120_000);
 
-afterAll(async () => {
-  await app?.close();
-  await upstream?.close();
-});
+afterAll(() => closeAll(app, upstream));
 
 beforeEach(() => upstream.reset());
 

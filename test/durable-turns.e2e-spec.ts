@@ -1,6 +1,6 @@
 import { DatabaseClient } from '../src/database/database.client.js';
-import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
-import { startApp, type TestApp } from './harness/app.js';
+import { type FakeUpstream } from './harness/fake-upstream.js';
+import { closeAll, startWithUpstream, type TestApp } from './harness/app.js';
 import { clientMsgId, createSession, listMessages } from './harness/api.js';
 import {
   eventually,
@@ -21,24 +21,17 @@ let app: TestApp;
 let token: string;
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream();
-  app = await startApp({
-    LLM_BASE_URL: upstream.baseUrl,
-    LLM_API_KEY: 'test-key',
+  ({ upstream, app, token } = await startWithUpstream({
     CHAT_MODELS: 'chat',
     IMAGE_MODELS: 'p1',
     IMAGE_COMPOSE_MODEL: 'composer',
     TURN_TIMEOUT_MS: '8000',
     SSE_HEARTBEAT_MS: '200',
     RESUME_WINDOW_MS: '4000',
-  });
-  token = await app.token('alice');
+  }));
 });
 
-afterAll(async () => {
-  await app?.close();
-  await upstream?.close();
-});
+afterAll(() => closeAll(app, upstream));
 
 beforeEach(() => upstream.reset());
 

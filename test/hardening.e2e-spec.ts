@@ -3,12 +3,8 @@ import { eq } from 'drizzle-orm';
 import { SignJWT } from 'jose';
 import { DatabaseClient } from '../src/database/database.client.js';
 import { messages, sessions, turns } from '../src/database/schema.js';
-import {
-  type FakeUpstream,
-  type RecordedRequest,
-  startFakeUpstream,
-} from './harness/fake-upstream.js';
-import { startApp, TEST_SECRET, type TestApp } from './harness/app.js';
+import { type FakeUpstream, type RecordedRequest } from './harness/fake-upstream.js';
+import { closeAll, startWithUpstream, TEST_SECRET, type TestApp } from './harness/app.js';
 import { clientMsgId, createSession, listMessages } from './harness/api.js';
 import { frameOf, framesOf, postTurn, type TurnResponse, types } from './harness/sse-client.js';
 
@@ -97,30 +93,30 @@ function expectRefusal(
 }
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream();
-  t = await startApp({
-    LLM_BASE_URL: upstream.baseUrl,
-    LLM_API_KEY: 'test-key',
-    CHAT_MODELS: 'hang,ok',
-    IMAGE_MODELS: 'p1,p2',
-    IMAGE_COMPOSE_MODEL: 'composer',
-    IMAGE_ATTEMPT_TIMEOUT_MS: '5000',
-    TURN_TIMEOUT_MS: '15000',
-    CHAT_FIRST_TOKEN_TIMEOUT_MS: String(LIMITS.firstTokenMs),
-    CHAT_IDLE_TIMEOUT_MS: String(LIMITS.idleMs),
-    CHAT_MAX_TOKENS: String(LIMITS.maxTokens),
-    REPLY_MAX_CHARS: String(LIMITS.replyMaxChars),
-    HTTP_HEADERS_TIMEOUT_MS: String(LIMITS.requestTimeoutMs),
-    HTTP_REQUEST_TIMEOUT_MS: String(LIMITS.requestTimeoutMs),
-    HTTP_KEEPALIVE_TIMEOUT_MS: String(LIMITS.keepAliveMs),
-  });
-  token = await t.token('hardy');
+  ({
+    upstream,
+    app: t,
+    token,
+  } = await startWithUpstream(
+    {
+      CHAT_MODELS: 'hang,ok',
+      IMAGE_MODELS: 'p1,p2',
+      IMAGE_COMPOSE_MODEL: 'composer',
+      IMAGE_ATTEMPT_TIMEOUT_MS: '5000',
+      TURN_TIMEOUT_MS: '15000',
+      CHAT_FIRST_TOKEN_TIMEOUT_MS: String(LIMITS.firstTokenMs),
+      CHAT_IDLE_TIMEOUT_MS: String(LIMITS.idleMs),
+      CHAT_MAX_TOKENS: String(LIMITS.maxTokens),
+      REPLY_MAX_CHARS: String(LIMITS.replyMaxChars),
+      HTTP_HEADERS_TIMEOUT_MS: String(LIMITS.requestTimeoutMs),
+      HTTP_REQUEST_TIMEOUT_MS: String(LIMITS.requestTimeoutMs),
+      HTTP_KEEPALIVE_TIMEOUT_MS: String(LIMITS.keepAliveMs),
+    },
+    'hardy',
+  ));
 });
 
-afterAll(async () => {
-  await t?.close();
-  await upstream?.close();
-});
+afterAll(() => closeAll(t, upstream));
 
 beforeEach(() => upstream.reset());
 

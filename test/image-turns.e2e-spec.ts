@@ -1,12 +1,8 @@
 import { ImageUrlSigner } from '../src/images/image-url.signer.js';
 import type { MessageDto } from '../src/chat/sessions/dto/message.dto.js';
 import type { Frame } from '../src/chat/turns/frames.js';
-import {
-  type FakeUpstream,
-  type RecordedRequest,
-  startFakeUpstream,
-} from './harness/fake-upstream.js';
-import { startApp, type TestApp } from './harness/app.js';
+import { type FakeUpstream, type RecordedRequest } from './harness/fake-upstream.js';
+import { closeAll, startApp, startWithUpstream, type TestApp } from './harness/app.js';
 import { clientMsgId, createSession, listMessages } from './harness/api.js';
 import {
   eventually,
@@ -45,23 +41,16 @@ const forced = (content: string, image: Record<string, unknown> = {}) => ({
 });
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream();
-  app = await startApp({
-    LLM_BASE_URL: upstream.baseUrl,
-    LLM_API_KEY: 'test-key',
+  ({ upstream, app, token } = await startWithUpstream({
     CHAT_MODELS: 'chat',
     IMAGE_MODELS: 'p1,p2',
     IMAGE_COMPOSE_MODEL: 'composer',
     IMAGE_ATTEMPT_TIMEOUT_MS: '2000',
     TURN_TIMEOUT_MS: '10000',
-  });
-  token = await app.token('alice');
+  }));
 });
 
-afterAll(async () => {
-  await app?.close();
-  await upstream?.close();
-});
+afterAll(() => closeAll(app, upstream));
 
 beforeEach(() => upstream.reset());
 

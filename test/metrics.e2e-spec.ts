@@ -1,6 +1,6 @@
 import { clientMsgId, createSession } from './harness/api.js';
-import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
-import { startApp, type TestApp } from './harness/app.js';
+import { type FakeUpstream } from './harness/fake-upstream.js';
+import { closeAll, startWithUpstream, type TestApp } from './harness/app.js';
 import { eventually, postTurn, types } from './harness/sse-client.js';
 
 let upstream: FakeUpstream;
@@ -46,22 +46,15 @@ function delta(before: Samples, after: Samples, name: string, labels: Record<str
 const newSession = (): Promise<string> => createSession(app.baseUrl, token);
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream();
-  app = await startApp({
-    LLM_BASE_URL: upstream.baseUrl,
-    LLM_API_KEY: 'k',
+  ({ upstream, app, token } = await startWithUpstream({
     CHAT_MODELS: 'chat/a',
     IMAGE_MODELS: 'img/a,img/b',
     IMAGE_COMPOSE_MODEL: 'compose/a',
     IMAGE_ATTEMPT_TIMEOUT_MS: '5000',
-  });
-  token = await app.token('alice');
+  }));
 });
 
-afterAll(async () => {
-  await app?.close();
-  await upstream?.close();
-});
+afterAll(() => closeAll(app, upstream));
 
 it('echoes a sane X-Request-Id and replaces any other', async () => {
   const echoed = await fetch(`${app.baseUrl}/healthz`, { headers: { 'x-request-id': 'trace-42' } });

@@ -1,11 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { clientMsgId, createSession, listMessages } from './harness/api.js';
-import { startApp, type TestApp } from './harness/app.js';
-import {
-  type FakeUpstream,
-  type RecordedRequest,
-  startFakeUpstream,
-} from './harness/fake-upstream.js';
+import { closeAll, startWithUpstream, type TestApp } from './harness/app.js';
+import { type FakeUpstream, type RecordedRequest } from './harness/fake-upstream.js';
 import {
   eventually,
   frameOf,
@@ -25,25 +21,21 @@ let app: TestApp;
 let token: string;
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream();
-  app = await startApp({
-    LLM_BASE_URL: upstream.baseUrl,
-    LLM_API_KEY: 'test-key',
-    IMAGE_API: 'images',
-    CHAT_MODELS: 'chat',
-    IMAGE_MODELS: 'p1,p2',
-    IMAGE_COMPOSE_MODEL: 'off',
-    IMAGE_ATTEMPT_TIMEOUT_MS: '5000',
-    IMAGE_PREVIEW_MAX_BYTES: '4096',
-    TURN_TIMEOUT_MS: '15000',
-  });
-  token = await app.token('pia');
+  ({ upstream, app, token } = await startWithUpstream(
+    {
+      IMAGE_API: 'images',
+      CHAT_MODELS: 'chat',
+      IMAGE_MODELS: 'p1,p2',
+      IMAGE_COMPOSE_MODEL: 'off',
+      IMAGE_ATTEMPT_TIMEOUT_MS: '5000',
+      IMAGE_PREVIEW_MAX_BYTES: '4096',
+      TURN_TIMEOUT_MS: '15000',
+    },
+    'pia',
+  ));
 });
 
-afterAll(async () => {
-  await app?.close();
-  await upstream?.close();
-});
+afterAll(() => closeAll(app, upstream));
 
 beforeEach(() => upstream.reset());
 

@@ -1,9 +1,5 @@
-import {
-  FAKE_DEFAULT_CHUNKS,
-  type FakeUpstream,
-  startFakeUpstream,
-} from './harness/fake-upstream.js';
-import { startApp, type TestApp } from './harness/app.js';
+import { FAKE_DEFAULT_CHUNKS, type FakeUpstream } from './harness/fake-upstream.js';
+import { closeAll, startWithUpstream, type TestApp } from './harness/app.js';
 import { clientMsgId, createSession, listMessages } from './harness/api.js';
 import { eventually, frameOf, postTurn, type TurnResponse, types } from './harness/sse-client.js';
 import type { MessageDto } from '../src/chat/sessions/dto/message.dto.js';
@@ -19,23 +15,16 @@ const history = (sessionId: string, userToken = token): Promise<MessageDto[]> =>
   listMessages(app.baseUrl, sessionId, userToken);
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream();
-  app = await startApp({
-    LLM_BASE_URL: upstream.baseUrl,
-    LLM_API_KEY: 'test-key',
+  ({ upstream, app, token } = await startWithUpstream({
     CHAT_MODELS: 'm1,m2',
     IMAGE_MODELS: 'painter',
     TURN_TIMEOUT_MS: '1500',
     SSE_HEARTBEAT_MS: '100',
     MAX_STREAMS_PER_USER: '3',
-  });
-  token = await app.token('alice');
+  }));
 });
 
-afterAll(async () => {
-  await app?.close();
-  await upstream?.close();
-});
+afterAll(() => closeAll(app, upstream));
 
 beforeEach(() => upstream.reset());
 

@@ -66,6 +66,9 @@ export interface WriteFaults {
 
 type Listener = (payload: string) => void;
 
+/** The advisory-lock key that serialises migrations across instances booting at once. */
+const MIGRATION_LOCK = "hashtextextended('easel:migrations', 0)";
+
 /** The advisory-lock key of an instance id (PostgreSQL's own 64-bit text hash). */
 const LOCK = 'hashtextextended($1, 0)';
 
@@ -191,9 +194,16 @@ export class DatabaseClient {
       const lockClient = new pg.Client({ connectionString: options.databaseUrl });
       const db = drizzlePg({ client: pool, schema });
       try {
-        await migratePg(db, { migrationsFolder: MIGRATIONS });
         await lockClient.connect();
+        // Instances that boot together must not run the same migration twice: one at a time.
+        await lockClient.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK})`);
+        try {
+          await migratePg(db, { migrationsFolder: MIGRATIONS });
+        } finally {
+          await lockClient.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`);
+        }
       } catch (error) {
+        await lockClient.end().catch(() => undefined);
         await pool.end();
         throw error;
       }

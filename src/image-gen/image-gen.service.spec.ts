@@ -310,7 +310,7 @@ describe('ImageGenService against the fake upstream', () => {
     const stalled = await generate(
       service({
         IMAGE_COMPOSE_MODEL: COMPOSER,
-        IMAGE_ATTEMPT_TIMEOUT_MS: '300',
+        IMAGE_ATTEMPT_TIMEOUT_MS: '700',
       }),
       request(),
     );

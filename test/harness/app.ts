@@ -6,6 +6,7 @@ import { JwtService } from '../../src/auth/jwt.service.js';
 import { createApp } from '../../src/bootstrap.js';
 import { type AppConfig, loadConfig } from '../../src/config/app-config.js';
 import { IN_MEMORY } from '../../src/database/database.client.js';
+import { type FakeUpstream, startFakeUpstream } from './fake-upstream.js';
 
 export const TEST_SECRET = 'test-secret-0123456789abcdef';
 
@@ -84,4 +85,28 @@ export async function startApp(env: Record<string, string> = {}): Promise<TestAp
       await database.drop();
     },
   };
+}
+
+export interface UpstreamSuite {
+  readonly upstream: FakeUpstream;
+  readonly app: TestApp;
+  /** A Bearer token of the suite's user. */
+  readonly token: string;
+}
+
+/** A fake upstream and an app pointed at it (`env` on top of its URL and key), with a token. */
+export async function startWithUpstream(
+  env: Record<string, string>,
+  user = 'alice',
+): Promise<UpstreamSuite> {
+  const upstream = await startFakeUpstream();
+  const app = await startApp({ LLM_BASE_URL: upstream.baseUrl, LLM_API_KEY: 'test-key', ...env });
+  return { upstream, app, token: await app.token(user) };
+}
+
+/** Closes what a suite started (what is still undefined failed to start). */
+export async function closeAll(
+  ...started: ({ close(): Promise<void> } | undefined)[]
+): Promise<void> {
+  for (const item of started) await item?.close();
 }
