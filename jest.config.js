@@ -41,5 +41,5 @@ export default {
       testPathIgnorePatterns: ['/node_modules/', '/dist/'],
     },
   ],
-  testTimeout: 30000,
+  testTimeout: 60000,
 };

@@ -11,7 +11,7 @@ import {
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ApiError } from '../common/api-error.js';
-import { ErrorDto } from '../common/error.dto.js';
+import { ApiErrorResponses } from '../common/api-error-responses.decorator.js';
 import { ImageStore } from './image-store.js';
 import { ImageUrlSigner } from './image-url.signer.js';
 import { ImagesRepository } from './images.repository.js';
@@ -82,12 +82,10 @@ export class ImagesController {
     description: 'Not modified: `If-None-Match` names this image. No body.',
     headers: CACHE_HEADERS,
   })
-  @ApiResponse({
-    status: 403,
-    description: '`forbidden`: missing, bad or expired signature.',
-    type: ErrorDto,
+  @ApiErrorResponses({
+    403: '`forbidden`: missing, bad or expired signature.',
+    404: '`not_found`: no such image.',
   })
-  @ApiResponse({ status: 404, description: '`not_found`: no such image.', type: ErrorDto })
   async get(
     @Param('image_id') imageId: string,
     @Query('exp') exp: unknown,

@@ -19,6 +19,7 @@ import {
 } from '@nestjs/swagger';
 import { AuthGuard } from '../../auth/auth.guard.js';
 import { CurrentUser } from '../../auth/current-user.decorator.js';
+import { ApiErrorResponses } from '../../common/api-error-responses.decorator.js';
 import { ErrorDto } from '../../common/error.dto.js';
 import { ImageWriteBackDto, ListMessagesQueryDto, MessagePageDto } from './dto/message.dto.js';
 import {
@@ -77,8 +78,10 @@ export class SessionsController {
   @Get(':session_id/messages')
   @ApiOperation({ summary: 'Message history, newest first' })
   @ApiResponse({ status: 200, type: MessagePageDto })
-  @ApiResponse({ status: 400, type: ErrorDto, description: '`invalid_payload` (limit, before)' })
-  @ApiResponse({ status: 404, type: ErrorDto, description: '`session_not_found`' })
+  @ApiErrorResponses({
+    400: '`invalid_payload` (limit, before)',
+    404: '`session_not_found`',
+  })
   messages(
     @CurrentUser() userId: string,
     @Param('session_id') sessionId: string,
@@ -94,8 +97,10 @@ export class SessionsController {
     description: 'Idempotent. 404 unless the message is an assistant message with an image.',
   })
   @ApiNoContentResponse()
-  @ApiResponse({ status: 400, type: ErrorDto, description: '`invalid_payload`' })
-  @ApiResponse({ status: 404, type: ErrorDto, description: '`session_not_found` / `not_found`' })
+  @ApiErrorResponses({
+    400: '`invalid_payload`',
+    404: '`session_not_found` / `not_found`',
+  })
   recordImage(
     @CurrentUser() userId: string,
     @Param('session_id') sessionId: string,

@@ -26,7 +26,7 @@ import type { Observable } from 'rxjs';
 import { ApiError } from '../../common/api-error.js';
 import { AuthGuard } from '../../auth/auth.guard.js';
 import { CurrentUser } from '../../auth/current-user.decorator.js';
-import { ErrorDto } from '../../common/error.dto.js';
+import { ApiErrorResponses } from '../../common/api-error-responses.decorator.js';
 import { frameOpenApi } from '../../contract/index.js';
 import { StopResultDto } from './dto/stop-result.dto.js';
 import { TurnRequestDto } from './dto/turn-request.dto.js';
@@ -68,26 +68,15 @@ export class TurnsController {
       'The turn stream: `id: <n>` and `data: <frame JSON>` per event, `: ping` comments.',
     content: { 'text/event-stream': { schema: frameOpenApi().eventStream } },
   })
-  @ApiResponse({ status: 400, type: ErrorDto, description: '`invalid_payload`' })
-  @ApiResponse({ status: 401, type: ErrorDto, description: '`unauthorized`' })
-  @ApiResponse({ status: 404, type: ErrorDto, description: '`session_not_found`' })
-  @ApiResponse({
-    status: 409,
-    type: ErrorDto,
-    description:
-      '`duplicate_in_progress` / `idempotency_conflict` (with `original_user_message_id`)',
-  })
-  @ApiResponse({ status: 422, type: ErrorDto, description: '`image_disabled`' })
-  @ApiResponse({
-    status: 410,
-    type: ErrorDto,
-    description: '`resume_expired` (with Last-Event-ID)',
-  })
-  @ApiResponse({ status: 429, type: ErrorDto, description: '`rate_limited`' })
-  @ApiResponse({
-    status: 503,
-    type: ErrorDto,
-    description: '`unavailable` (shutting down, or the turn could not start in time)',
+  @ApiErrorResponses({
+    400: '`invalid_payload`',
+    401: '`unauthorized`',
+    404: '`session_not_found`',
+    409: '`duplicate_in_progress` / `idempotency_conflict` (with `original_user_message_id`)',
+    422: '`image_disabled`',
+    410: '`resume_expired` (with Last-Event-ID)',
+    429: '`rate_limited`',
+    503: '`unavailable` (shutting down, or the turn could not start in time)',
   })
   async run(
     @CurrentUser() userId: string,
@@ -117,13 +106,11 @@ export class TurnsController {
     description: 'The turn stream from the cursor on (`: ping` comments in between).',
     content: { 'text/event-stream': { schema: frameOpenApi().eventStream } },
   })
-  @ApiResponse({ status: 400, type: ErrorDto, description: '`invalid_payload` (bad cursor)' })
-  @ApiResponse({ status: 401, type: ErrorDto, description: '`unauthorized`' })
-  @ApiResponse({ status: 404, type: ErrorDto, description: '`turn_not_found`' })
-  @ApiResponse({
-    status: 410,
-    type: ErrorDto,
-    description: '`resume_expired`: re-POST the turn without Last-Event-ID for the v1 replay',
+  @ApiErrorResponses({
+    400: '`invalid_payload` (bad cursor)',
+    401: '`unauthorized`',
+    404: '`turn_not_found`',
+    410: '`resume_expired`: re-POST the turn without Last-Event-ID for the v1 replay',
   })
   async events(
     @CurrentUser() userId: string,
@@ -151,8 +138,10 @@ export class TurnsController {
   })
   @ApiResponse({ status: 202, type: StopResultDto, description: '`cancelling`: it was running' })
   @ApiResponse({ status: 200, type: StopResultDto, description: 'It had ended: its stored status' })
-  @ApiResponse({ status: 401, type: ErrorDto, description: '`unauthorized`' })
-  @ApiResponse({ status: 404, type: ErrorDto, description: '`turn_not_found`' })
+  @ApiErrorResponses({
+    401: '`unauthorized`',
+    404: '`turn_not_found`',
+  })
   async cancel(
     @CurrentUser() userId: string,
     @Param('session_id') sessionId: string,
