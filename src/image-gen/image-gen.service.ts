@@ -72,8 +72,8 @@ export class ImageGenService {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(IMAGE_PROVIDER) private readonly provider: ImageProvider,
-    @Inject(PromptComposerService) private readonly composer: PromptComposerService,
-    @Inject(MetricsService) private readonly metrics: MetricsService,
+    private readonly composer: PromptComposerService,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**

@@ -34,7 +34,7 @@ export class PromptComposerService {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LLM_PROVIDER) private readonly provider: LlmProvider,
-    @Inject(MetricsService) private readonly metrics: MetricsService,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**

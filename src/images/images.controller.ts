@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import { Controller, Get, Headers, Inject, Logger, Param, Query, Res } from '@nestjs/common';
+import { Controller, Get, Headers, Logger, Param, Query, Res } from '@nestjs/common';
 import {
   ApiHeader,
   ApiOkResponse,
@@ -45,9 +45,9 @@ export class ImagesController {
   private readonly logger = new Logger(ImagesController.name);
 
   constructor(
-    @Inject(ImageUrlSigner) private readonly signer: ImageUrlSigner,
-    @Inject(ImagesRepository) private readonly images: ImagesRepository,
-    @Inject(ImageStore) private readonly store: ImageStore,
+    private readonly signer: ImageUrlSigner,
+    private readonly images: ImagesRepository,
+    private readonly store: ImageStore,
   ) {}
 
   @Get(':image_id')
