@@ -1,6 +1,6 @@
 import { createSession } from './harness/api.js';
 import { createHash } from 'node:crypto';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -464,7 +464,17 @@ async function runLoad(
   const loadStarted = performance.now();
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
+  // When the server read each turn request (its URL names the session, whose turns are sequential).
+  const server = app.app.getHttpServer() as Server;
+  const arrivals = new Map<string, number[]>();
+  const onRequest = (request: IncomingMessage): void => {
+    const url = request.url ?? '';
+    if (url.endsWith('/turns'))
+      arrivals.set(url, [...(arrivals.get(url) ?? []), performance.now()]);
+  };
+  server.prependListener('request', onRequest);
   const outcomes = await runAll(list, CONCURRENCY, user);
+  server.off('request', onRequest);
   lag.disable();
   const loadMs = performance.now() - loadStarted;
   const stayed = outcomes.filter((outcome) => outcome.leftAt === null);
@@ -584,6 +594,16 @@ async function runLoad(
     }
   }
   const stayedMs = stayed.map((outcome) => outcome.ms);
+  // A turn from the server's reading of its request (the deadline's start) to its last frame; the
+  // rest of its client-measured time was spent before this process read the request at all.
+  const arrivedAt = (outcome: Outcome): number =>
+    arrivals.get(`/v1/sessions/${outcome.sessionId}/turns`)?.find((at) => at >= outcome.started) ??
+    outcome.started;
+  const fromArrivalMs = stayed.map(
+    (outcome) =>
+      (outcome.response?.frames.at(-1)?.at ?? outcome.started + outcome.ms) - arrivedAt(outcome),
+  );
+  const beforeArrivalMs = stayed.map((outcome) => arrivedAt(outcome) - outcome.started);
   const summary = {
     run: user,
     turns: list.length,
@@ -602,6 +622,8 @@ async function runLoad(
     p50ms: Math.round(percentile(stayedMs, 50)),
     p99ms: Math.round(percentile(stayedMs, 99)),
     maxMs: Math.round(Math.max(0, ...stayedMs)),
+    fromArrivalP99Ms: Math.round(percentile(fromArrivalMs, 99)),
+    beforeArrivalP99Ms: Math.round(percentile(beforeArrivalMs, 99)),
     turnTimeoutMs: TURN_TIMEOUT_MS,
     eventLoopDelayP99Ms: Math.round(lag.percentile(99) / 1e6),
     eventLoopDelayMaxMs: Math.round(lag.max / 1e6),
@@ -609,16 +631,6 @@ async function runLoad(
     abortLatencyP99Ms: Math.round(percentile(abortLatencies, 99)),
     abortLatencyMaxMs: Math.round(Math.max(0, ...abortLatencies)),
   };
-  if (process.env['LOAD_DEBUG']) {
-    const slow = [...stayed].sort((a, b) => b.ms - a.ms).slice(0, 12);
-    for (const o of slow) {
-      const fr = o.response?.frames ?? [];
-      const last = fr.at(-1);
-      console.log(
-        `slow ${o.plan.tag} ${o.plan.action} ms=${Math.round(o.ms)} status=${o.response?.status} first=${Math.round((fr[0]?.at ?? 0) - o.started)} last=${last?.data.type}/${last?.data.type === 'error' ? last.data.code : ''}@${Math.round((last?.at ?? 0) - o.started)} prev@${Math.round((fr.at(-2)?.at ?? 0) - o.started)} n=${fr.length}`,
-      );
-    }
-  }
   // statusOf: this run's turn rows, by client_msg_id.
   return { outcomes, problems, statusOf, summary };
 }
