@@ -428,15 +428,13 @@ function streamViolations(outcome: Outcome, storageFailed = false): string[] {
   if (last?.type === 'final' && (last.replayed || last.action_type !== plan.action)) {
     problems.push(`${where}: final ${JSON.stringify(last)}`);
   }
-  // Upstream faults are all retryable; `internal` would mean the app itself broke, unless its
-  // storage did: then the message its last `done` closed is cut short (never `done → error`).
-  const lastDone = response.frames.findLast((frame) => frame.data.type === 'done')?.data;
-  const storageError =
-    storageFailed &&
-    last?.type === 'error' &&
-    last.code === 'internal' &&
-    (lastDone?.type !== 'done' || lastDone.truncated);
-  if (last?.type === 'error' && !storageError && (last.code === 'internal' || !last.retryable)) {
+  // Upstream faults are all retryable; `internal` would mean the app itself broke, unless the seam
+  // failed its storage. Either way an error never follows a `done` that says the message is whole.
+  const beforeLast = response.frames.at(-2)?.data;
+  if (last?.type === 'error' && beforeLast?.type === 'done' && !beforeLast.truncated) {
+    problems.push(`${where}: done(truncated:false) → error ${last.code}`);
+  }
+  if (last?.type === 'error' && last.code === 'internal' && !storageFailed) {
     problems.push(`${where}: error ${JSON.stringify(last)}`);
   }
   if (last?.type === 'error' && last.retryable !== true) {
@@ -800,7 +798,7 @@ it(
     expectDeadlineBars(summary);
     // The run did exercise what it claims to: finishes failed, some of them seen by a client as
     // `internal`, and some rows were ended by the release sweep.
-    expect(summary.storageFailed).toBeGreaterThanOrEqual(Math.floor(TURNS * 0.05));
+    expect(summary.storageFailed).toBeGreaterThanOrEqual(Math.floor(TURNS * 0.03));
     expect(summary.errorCodes['internal']).toBeGreaterThan(0);
     expect([...interruptFailed].length).toBeGreaterThan(0);
 
