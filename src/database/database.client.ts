@@ -55,10 +55,25 @@ export class InjectedWriteFault extends Error {
   }
 }
 
+/** The turn-lifecycle writes that go through {@link DatabaseClient.write}, by statement. */
+export const WRITE_KINDS = ['begin', 'finish', 'interrupt', 'probe'] as const;
+export type WriteKind = (typeof WRITE_KINDS)[number];
+
+/** What a write is, so that the fault seam can pick some: its statement and its turn. */
+export interface WriteTarget {
+  readonly kind: WriteKind;
+  readonly turnId?: string;
+}
+
 /** What the test seam does to the next writes: refuse them, or delay them. */
 export interface WriteFaults {
   /** How many of the next writes fail with {@link InjectedWriteFault}. */
   failWrites?: number;
+  /**
+   * Every write this returns true for fails with {@link InjectedWriteFault} until the faults are
+   * replaced: a share of one statement kind (the fault load fails 10 % of turns' finishes).
+   */
+  failWhen?: ((target: WriteTarget) => boolean) | null;
   /** Each of the next `delayWrites` writes waits this long first (database queueing). */
   delayMs?: number;
   delayWrites?: number;
@@ -81,7 +96,12 @@ const LOCK = 'hashtextextended($1, 0)';
  */
 export class DatabaseClient {
   readonly instanceId = randomUUID();
-  private faults: Required<WriteFaults> = { failWrites: 0, delayMs: 0, delayWrites: 0 };
+  private faults: Required<WriteFaults> = {
+    failWrites: 0,
+    failWhen: null,
+    delayMs: 0,
+    delayWrites: 0,
+  };
   private refusing = false;
   private readonly listeners = new Map<string, Set<Listener>>();
 
@@ -100,8 +120,9 @@ export class DatabaseClient {
   /**
    * Runs a write that the turn lifecycle depends on, through the fault seam, and remembers
    * whether the database refuses writes (for readiness): a refusal sets it, any success clears it.
+   * `target` says which write it is, for the seam only.
    */
-  async write<T>(run: () => Promise<T>): Promise<T> {
+  async write<T>(target: WriteTarget, run: () => Promise<T>): Promise<T> {
     if (this.faults.delayWrites > 0) {
       this.faults.delayWrites -= 1;
       await new Promise((resolve) => setTimeout(resolve, this.faults.delayMs));
@@ -111,6 +132,7 @@ export class DatabaseClient {
         this.faults.failWrites -= 1;
         throw new InjectedWriteFault();
       }
+      if (this.faults.failWhen?.(target)) throw new InjectedWriteFault();
       const result = await run();
       this.refusing = false;
       return result;
@@ -129,7 +151,7 @@ export class DatabaseClient {
 
   /** One real write, through the seam: how readiness learns that writes work again. */
   async probeWrite(): Promise<void> {
-    await this.write(() =>
+    await this.write({ kind: 'probe' }, () =>
       this.db
         .insert(writeProbe)
         .values({ id: 1, at: new Date() })
@@ -141,6 +163,7 @@ export class DatabaseClient {
   injectFaults(faults: WriteFaults): void {
     this.faults = {
       failWrites: faults.failWrites ?? 0,
+      failWhen: faults.failWhen ?? null,
       delayMs: faults.delayMs ?? 0,
       delayWrites: faults.delayWrites ?? 0,
     };

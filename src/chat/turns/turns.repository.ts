@@ -113,7 +113,7 @@ export class TurnsRepository {
       .$with('touched_session', {})
       .as(this.sessions.touch(db, turn.sessionId).getSQL());
     await claimingSlot(() =>
-      this.database.write(() =>
+      this.database.write({ kind: 'begin', turnId: turn.id }, () =>
         db
           .with(message, touched)
           .insert(turns)
@@ -178,7 +178,7 @@ export class TurnsRepository {
     const upserts = assistantMessages.map((message, index) =>
       db.$with(`message_${index}`, {}).as(this.messages.upsert(db, message).getSQL()),
     );
-    await this.database.write(() =>
+    await this.database.write({ kind: 'finish', turnId }, () =>
       db
         .with(...upserts)
         .update(turns)
@@ -197,7 +197,7 @@ export class TurnsRepository {
    * `interrupted` keeps the key runnable (the reply is not stored, so it must not replay).
    */
   async interrupt(turnId: string, error: TurnError | null): Promise<void> {
-    await this.database.write(() =>
+    await this.database.write({ kind: 'interrupt', turnId }, () =>
       this.database.db
         .update(turns)
         .set({ status: 'interrupted', error, finishedAt: new Date() })
