@@ -4,6 +4,7 @@ import { closeAll, startWithUpstream, type TestApp } from './harness/app.js';
 import { clientMsgId, createSession, listMessages } from './harness/api.js';
 import {
   eventually,
+  getTurnEvents,
   framesOf,
   postTurn,
   type ReceivedFrame,
@@ -38,41 +39,17 @@ beforeEach(() => upstream.reset());
 const turnUrl = (sessionId: string, clientMsgId: string, rest = ''): string =>
   `${app.baseUrl}/v1/sessions/${sessionId}/turns/${clientMsgId}${rest}`;
 
-/** Reads `GET …/events` like postTurn reads a POST (every frame checked against the OpenAPI). */
-async function events(
+/** A resume: `GET …/events` after a cursor (`Last-Event-ID` or `?after=`). */
+function events(
   sessionId: string,
   clientMsgId: string,
   options: { lastEventId?: number; after?: number; userToken?: string } = {},
 ): Promise<TurnResponse> {
-  const query = options.after === undefined ? '' : `?after=${options.after}`;
-  const response = await fetch(turnUrl(sessionId, clientMsgId, `/events${query}`), {
-    headers: {
-      authorization: `Bearer ${options.userToken ?? token}`,
-      ...(options.lastEventId === undefined
-        ? {}
-        : { 'last-event-id': String(options.lastEventId) }),
-    },
+  return getTurnEvents(app.baseUrl, sessionId, clientMsgId, options.userToken ?? token, {
+    after: options.after,
+    headers:
+      options.lastEventId === undefined ? {} : { 'last-event-id': String(options.lastEventId) },
   });
-  const raw = await response.text();
-  const contentType = response.headers.get('content-type') ?? '';
-  if (!contentType.startsWith('text/event-stream')) {
-    return {
-      status: response.status,
-      contentType,
-      frames: [],
-      comments: [],
-      json: JSON.parse(raw),
-      raw,
-    };
-  }
-  const frames: ReceivedFrame[] = [];
-  for (const block of raw.split('\n\n')) {
-    const id = /^id: (\d+)$/m.exec(block);
-    const data = /^data: (.*)$/m.exec(block);
-    if (id && data)
-      frames.push({ id: Number(id[1]), data: JSON.parse(data[1]), at: performance.now() });
-  }
-  return { status: response.status, contentType, frames, comments: [], json: null, raw };
 }
 
 async function stop(sessionId: string, clientMsgId: string, userToken = token) {

@@ -56,15 +56,14 @@ function publishedContract(baseUrl: string): Promise<FrameContract> {
  * POSTs a turn and reads the stream frame by frame, as a browser's fetch reader would. Every frame
  * received is checked against the frame schemas of the server's own OpenAPI document.
  */
-export async function postTurn(
+export function postTurn(
   baseUrl: string,
   sessionId: string,
   token: string,
   body: unknown,
   options: TurnOptions = {},
 ): Promise<TurnResponse> {
-  const controller = new AbortController();
-  const response = await fetch(`${baseUrl}/v1/sessions/${sessionId}/turns`, {
+  return readTurn(baseUrl, `/v1/sessions/${sessionId}/turns`, options, {
     method: 'POST',
     headers: {
       authorization: `Bearer ${token}`,
@@ -72,8 +71,36 @@ export async function postTurn(
       ...options.headers,
     },
     body: typeof body === 'string' ? body : JSON.stringify(body),
-    signal: controller.signal,
   });
+}
+
+/** `GET …/turns/:client_msg_id/events` (a resume), read and checked like {@link postTurn}. */
+export function getTurnEvents(
+  baseUrl: string,
+  sessionId: string,
+  clientMsgId: string,
+  token: string,
+  options: TurnOptions & { after?: number } = {},
+): Promise<TurnResponse> {
+  const query = options.after === undefined ? '' : `?after=${options.after}`;
+  return readTurn(
+    baseUrl,
+    `/v1/sessions/${sessionId}/turns/${clientMsgId}/events${query}`,
+    options,
+    {
+      headers: { authorization: `Bearer ${token}`, ...options.headers },
+    },
+  );
+}
+
+async function readTurn(
+  baseUrl: string,
+  path: string,
+  options: TurnOptions,
+  init: RequestInit,
+): Promise<TurnResponse> {
+  const controller = new AbortController();
+  const response = await fetch(`${baseUrl}${path}`, { ...init, signal: controller.signal });
   const contentType = response.headers.get('content-type') ?? '';
   if (!contentType.startsWith('text/event-stream')) {
     const raw = await response.text();
