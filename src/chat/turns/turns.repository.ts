@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, type SQL, sql } from 'drizzle-orm';
 import { DatabaseClient } from '../../database/database.client.js';
 import { turnFrames, turns, type TurnError, type TurnStatus } from '../../database/schema.js';
 import { MessagesRepository, type NewMessage } from '../sessions/messages.repository.js';
@@ -29,22 +29,29 @@ function violation(error: unknown): { code: string; constraint: string } | null 
 
 const SLOT_TAKEN = 'turns_running_slot_uq';
 const NO_FREE_SLOT = 'turns_stream_slot_free';
-/** Two turns of one user that race for the same free slot: the loser picks again. */
-const SLOT_RACE_ATTEMPTS = 4;
-
+/** Rounds a claim may lose beyond one per slot (turns of the user that end and start meanwhile). */
+const SLOT_RACE_SLACK = 4;
 /**
  * The lowest of the user's `max` stream slots no running turn holds, or 0 (refused by the
- * check constraint) — evaluated inside the statement that claims it.
+ * check constraint) — evaluated inside the statement that claims it. The lowest free slot is 1
+ * or right after a held one, so only those candidates are looked at (not every slot up to `max`).
  */
 function freeSlot(userId: string, max: number, exceptTurnId: string | null = null) {
-  return sql`COALESCE((SELECT s FROM generate_series(1, ${max}::int) AS s WHERE s NOT IN (
-    SELECT ${turns.streamSlot} FROM ${turns} WHERE ${turns.userId} = ${userId}
-      AND ${turns.status} = 'running' AND ${turns.streamSlot} IS NOT NULL
-      AND ${turns.id} <> ${exceptTurnId ?? ''}) ORDER BY s LIMIT 1), 0)`;
+  const held = (slot: SQL) => sql`EXISTS (SELECT 1 FROM ${turns} WHERE ${turns.userId} = ${userId}
+      AND ${turns.status} = 'running' AND ${turns.streamSlot} = ${slot}
+      AND ${turns.id} <> ${exceptTurnId ?? ''})`;
+  return sql`COALESCE((SELECT MIN(c.s) FROM (SELECT 1 AS s UNION ALL
+      SELECT ${turns.streamSlot} + 1 FROM ${turns} WHERE ${turns.userId} = ${userId}
+        AND ${turns.status} = 'running' AND ${turns.streamSlot} IS NOT NULL) AS c
+    WHERE c.s <= ${max}::int AND NOT ${held(sql`c.s`)}), 0)`;
 }
 
-/** Runs a statement that claims a stream slot, again while it loses a race for one. */
-async function claimingSlot(run: () => Promise<unknown>): Promise<void> {
+/**
+ * Runs a statement that claims a stream slot, again while it loses a race for one: a lost race
+ * means another turn of the user took that slot in the same instant, never that none is free
+ * (that is the check constraint). Each round one racer wins, so `rounds` racers all settle.
+ */
+async function claimingSlot(run: () => Promise<unknown>, rounds: number): Promise<void> {
   for (let attempt = 1; ; attempt += 1) {
     try {
       await run();
@@ -53,7 +60,7 @@ async function claimingSlot(run: () => Promise<unknown>): Promise<void> {
       const found = violation(error);
       if (found?.constraint === NO_FREE_SLOT) throw new StreamCapReached();
       if (found?.constraint === SLOT_TAKEN) {
-        if (attempt < SLOT_RACE_ATTEMPTS) continue;
+        if (attempt < rounds) continue;
         throw new StreamCapReached();
       }
       if (found?.code === '23505') throw new TurnKeyTaken();
@@ -112,18 +119,20 @@ export class TurnsRepository {
     const touched = db
       .$with('touched_session', {})
       .as(this.sessions.touch(db, turn.sessionId).getSQL());
-    await claimingSlot(() =>
-      this.database.write({ kind: 'begin', turnId: turn.id }, () =>
-        db
-          .with(message, touched)
-          .insert(turns)
-          .values({
-            ...turn,
-            status: 'running',
-            owner: this.database.instanceId,
-            streamSlot: freeSlot(turn.userId, maxStreams),
-          }),
-      ),
+    await claimingSlot(
+      () =>
+        this.database.write({ kind: 'begin', turnId: turn.id }, () =>
+          db
+            .with(message, touched)
+            .insert(turns)
+            .values({
+              ...turn,
+              status: 'running',
+              owner: this.database.instanceId,
+              streamSlot: freeSlot(turn.userId, maxStreams),
+            }),
+        ),
+      maxStreams + SLOT_RACE_SLACK,
     );
   }
 
@@ -137,7 +146,10 @@ export class TurnsRepository {
     actionType: TurnRow['actionType'],
     maxStreams: number,
   ): Promise<void> {
-    await claimingSlot(() => this.restartOnce(turnId, userId, actionType, maxStreams));
+    await claimingSlot(
+      () => this.restartOnce(turnId, userId, actionType, maxStreams),
+      maxStreams + SLOT_RACE_SLACK,
+    );
   }
 
   private async restartOnce(
