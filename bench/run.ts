@@ -1238,7 +1238,8 @@ async function ceiling(system: SystemId, clients: readonly number[], seconds: nu
       `load average ${before['loadAverage1m']} → ${loadavg()[0].toFixed(2)}\n\n` +
       `${ceilingTable(system, steps)}\n`,
   );
-  const path = writeResults(`${localDate()}.ceiling-${system}.json`, {
+  const tag = argument('tag');
+  const path = writeResults(`${localDate()}.ceiling-${system}${tag ? `.${tag}` : ''}.json`, {
     date: new Date().toISOString(),
     machine: before,
     loadAverage1mAtEnd: Number(loadavg()[0].toFixed(2)),
@@ -1246,6 +1247,7 @@ async function ceiling(system: SystemId, clients: readonly number[], seconds: nu
     turn: SYSTEMS[system].turn,
     upstream: { chunks: CHUNKS, intervalMs: INTERVAL_MS },
     secondsPerStep: seconds,
+    streamsPerUser: STREAMS_PER_USER,
     steps,
   });
   console.log(`raw figures: ${path}`);
