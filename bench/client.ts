@@ -71,6 +71,9 @@ export interface StreamOutcome {
   /** Client receipt (µs) of `done` and of `image_pending`, for the image-turn gap. */
   readonly doneAt: number | null;
   readonly pendingAt: number | null;
+  /** When the request was sent and when its `image` frame arrived (µs): time to image. */
+  readonly startedAt: number;
+  readonly imageAt: number | null;
   /** The signed URL of the `image` frame (Easel image turns). */
   readonly imageUrl: string | null;
 }
@@ -128,6 +131,8 @@ export function runStream(
     let doneAt: number | null = null;
     let pendingAt: number | null = null;
     let imageUrl: string | null = null;
+    let imageAt: number | null = null;
+    const startedAt = nowUs();
     let settled = false;
     const finish = (failure: string | null): void => {
       if (settled) return;
@@ -136,7 +141,16 @@ export function runStream(
       if (error === null && stamps !== expectedStamps) {
         error = `got ${stamps} of ${expectedStamps} stamped chunks`;
       }
-      resolve({ ok: error === null, stamps, error, doneAt, pendingAt, imageUrl });
+      resolve({
+        ok: error === null,
+        stamps,
+        error,
+        doneAt,
+        pendingAt,
+        startedAt,
+        imageAt,
+        imageUrl,
+      });
     };
     const req = request(
       {
@@ -181,8 +195,10 @@ export function runStream(
               recorder.stamp(receivedAt, found);
             } else if (frame.kind === 'done') doneAt ??= receivedAt;
             else if (frame.kind === 'image_pending') pendingAt ??= receivedAt;
-            else if (frame.kind === 'image') imageUrl ??= frame.text;
-            else if (frame.kind === 'error') error ??= `error frame: ${frame.text}`;
+            else if (frame.kind === 'image') {
+              imageUrl ??= frame.text;
+              imageAt ??= receivedAt;
+            } else if (frame.kind === 'error') error ??= `error frame: ${frame.text}`;
           }
         });
         res.on('end', () => finish(null));

@@ -10,6 +10,8 @@ export type Command =
   | { readonly cmd: 'release' }
   /** Upstream: answer image requests with a PNG of about `bytes` from now on. */
   | { readonly cmd: 'image-bytes'; readonly bytes: number }
+  /** Upstream: answer image requests after `ms` from now on (a drawing model's pace). */
+  | { readonly cmd: 'image-delay'; readonly ms: number }
   /** Forced GC, then a V8 heap snapshot written to `path`. */
   | { readonly cmd: 'heap-snapshot'; readonly id: number; readonly path: string }
   | { readonly cmd: 'exit' };

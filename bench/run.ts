@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { Agent, get, request } from 'node:http';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Child, freePort, waitHttpReady } from './children.js';
 import {
@@ -19,7 +19,14 @@ import {
   type SystemName,
 } from './client.js';
 import { nowUs, type Stats } from './ipc.js';
-import { freshPostgres } from './postgres.js';
+import {
+  freshPostgres,
+  type FreshDatabase,
+  PostgresProbe,
+  type StatementCounts,
+  statementsPer,
+} from './postgres.js';
+import { ceilingStep, ceilingTable, type CeilingStep } from './ceiling.js';
 import { heapDiff } from './heap.js';
 import { summarise } from './profile.js';
 import { Progress } from './progress.js';
@@ -37,7 +44,7 @@ const INTERVAL_MS = Number(argument('interval') ?? '20');
 const IMAGE_CHUNKS = 5;
 const SECRET = 'bench-only-secret-0123456789';
 /** Easel caps open turns per user (MAX_STREAMS_PER_USER ≤ 1000); load is spread over users. */
-const STREAMS_PER_USER = 100;
+const STREAMS_PER_USER = Number(argument('streams-per-user') ?? '100');
 const WARMUP = { batches: 2, streams: 20 };
 /** One stream moves RSS and heap by less than their noise: memory is taken from 10 up. */
 const MEMORY_MIN_STREAMS = 10;
@@ -48,21 +55,67 @@ const CONTENT = 'Tell me something about the sea.';
  * in one run.
  */
 const DATABASE_URL = argument('database-url') ?? null;
+/**
+ * `--baseline-dist=/path/to/other/worktree/dist`: another build of Easel (with its own
+ * node_modules next to it), run as `easel-before` / `easel-pg-before` in the same run, so a
+ * change is compared before → after under the same machine load.
+ */
+const BASELINE_DIST = argument('baseline-dist') ?? null;
+/**
+ * `--time-to-image`: pairs of forced `reply_text_image` turns, one at a time, without and with
+ * `image.concurrent`, the upstream answering image requests after `--image-delay=` ms.
+ */
+const TIME_TO_IMAGE = { pairs: 10, imageDelayMs: Number(argument('image-delay') ?? '1000') };
 
 /**
- * What each system name runs. The Easel variants differ only in environment: `easel` as
- * deployed by default (in-memory PGlite in its own worker thread), `easel-inline` with PGlite
- * on the main thread (`PGLITE_WORKER=0`), `easel-pg` on PostgreSQL.
+ * What each system name runs. The Easel variants differ only in environment, build and turn
+ * request: `easel` as deployed by default (in-memory PGlite in its own worker thread),
+ * `easel-inline` with PGlite on the main thread (`PGLITE_WORKER=0`), `easel-pg` on PostgreSQL,
+ * `easel-pg-continue` on PostgreSQL with `on_disconnect: "continue"` turns (their frame log is
+ * persisted to `turn_frames`), and the `-before` ones the `--baseline-dist` build.
  */
 const SYSTEMS = {
-  floor: { protocol: 'floor', postgres: false, env: {} },
-  peer: { protocol: 'peer', postgres: false, env: {} },
-  easel: { protocol: 'easel', postgres: false, env: { PGLITE_WORKER: '1' } },
-  'easel-inline': { protocol: 'easel', postgres: false, env: { PGLITE_WORKER: '0' } },
-  'easel-pg': { protocol: 'easel', postgres: true, env: {} },
+  floor: { protocol: 'floor', postgres: false, baseline: false, env: {}, turn: {} },
+  peer: { protocol: 'peer', postgres: false, baseline: false, env: {}, turn: {} },
+  easel: {
+    protocol: 'easel',
+    postgres: false,
+    baseline: false,
+    env: { PGLITE_WORKER: '1' },
+    turn: {},
+  },
+  'easel-inline': {
+    protocol: 'easel',
+    postgres: false,
+    baseline: false,
+    env: { PGLITE_WORKER: '0' },
+    turn: {},
+  },
+  'easel-pg': { protocol: 'easel', postgres: true, baseline: false, env: {}, turn: {} },
+  'easel-pg-continue': {
+    protocol: 'easel',
+    postgres: true,
+    baseline: false,
+    env: {},
+    turn: { on_disconnect: 'continue' },
+  },
+  'easel-before': {
+    protocol: 'easel',
+    postgres: false,
+    baseline: true,
+    env: { PGLITE_WORKER: '1' },
+    turn: {},
+  },
+  'easel-pg-before': { protocol: 'easel', postgres: true, baseline: true, env: {}, turn: {} },
 } as const satisfies Record<
   string,
-  { protocol: SystemName; postgres: boolean; env: Record<string, string> }
+  {
+    protocol: SystemName;
+    postgres: boolean;
+    baseline: boolean;
+    env: Record<string, string>;
+    turn: Record<string, string>;
+  }
 >;
 type SystemId = keyof typeof SYSTEMS;
 const SYSTEM_IDS = Object.keys(SYSTEMS) as SystemId[];
@@ -85,6 +138,10 @@ interface Options {
   readonly profile: SystemId | null;
   /** `--heap[=system]`: heap snapshots of that system before and while streams are open. */
   readonly heap: SystemId | null;
+  /** `--time-to-image`: adds the time-to-image scenario to every Easel system. */
+  readonly timeToImage: boolean;
+  /** `--ceiling[=system]`: that system alone under a closed loop at each level (clients). */
+  readonly ceiling: SystemId | null;
 }
 
 interface Plan {
@@ -143,6 +200,31 @@ interface LevelResult {
     readonly failed: number;
     readonly doneToPendingMs: Percentiles;
   } | null;
+  /** Easel on PostgreSQL: the server's side of the level's rounds. */
+  readonly postgres: PostgresLevel | null;
+}
+
+interface PostgresLevel {
+  /** CPU of every PostgreSQL process over the level's rounds (NaN if the server is remote). */
+  readonly cpuMs: number;
+  readonly cpuMsPerTurn: number;
+  readonly cpuMsPer1000Deltas: number;
+  /** From `pg_stat_statements` (NaN without it): every statement of the database, per turn. */
+  readonly statementsPerTurn: number;
+  readonly statements: ReadonlyArray<{ readonly query: string; readonly perTurn: number }>;
+  /** Transactions per turn from `pg_stat_database`; rollbacks are failed statements. */
+  readonly commitsPerTurn: number;
+  readonly rollbacksPerTurn: number;
+}
+
+/** Forced `reply_text_image` turns one at a time: request sent → `image` frame received. */
+interface TimeToImageResult {
+  readonly imageDelayMs: number;
+  readonly sequentialMs: Percentiles;
+  readonly concurrentMs: Percentiles;
+  /** Request sent → the text's `done`, on the sequential turns: the text's duration. */
+  readonly textMs: Percentiles;
+  readonly failures: number;
 }
 
 /** Figures of a system that do not depend on the level. */
@@ -151,6 +233,7 @@ interface SystemResult {
   /** After boot and warm-up, after a forced GC: the whole process (every thread). */
   readonly idle: { readonly rssMiB: number; readonly heapMiB: number };
   readonly healthz: HealthzResult | null;
+  readonly timeToImage: TimeToImageResult | null;
 }
 
 interface HealthzResult {
@@ -174,6 +257,9 @@ function parseOptions(argv: readonly string[]): Options {
     if (SYSTEMS[name].postgres && !DATABASE_URL) {
       throw new Error(`${name} needs --database-url=postgres://… (see docs/performance.md)`);
     }
+    if (SYSTEMS[name].baseline && !BASELINE_DIST) {
+      throw new Error(`${name} needs --baseline-dist=/path/to/a/worktree/dist`);
+    }
     return name;
   };
   const levels = (argument('levels') ?? '1,100,1000').split(',').map(Number);
@@ -182,14 +268,31 @@ function parseOptions(argv: readonly string[]): Options {
   }
   const profile = argument('profile');
   const heap = argument('heap');
+  const ceiling = argument('ceiling');
   return {
-    systems: (argument('systems') ?? `floor,peer,easel${DATABASE_URL ? ',easel-pg' : ''}`)
-      .split(',')
-      .map(system),
+    systems: (argument('systems') ?? defaultSystems().join(',')).split(',').map(system),
     levels,
     profile: argv.includes('--profile') ? 'easel' : profile ? system(profile) : null,
     heap: argv.includes('--heap') ? 'easel' : heap ? system(heap) : null,
+    timeToImage: argv.includes('--time-to-image'),
+    ceiling: argv.includes('--ceiling')
+      ? DATABASE_URL
+        ? 'easel-pg-continue'
+        : 'easel'
+      : ceiling
+        ? system(ceiling)
+        : null,
   };
+}
+
+/** floor, peer, Easel; with the options, the baseline build and PostgreSQL next to them. */
+function defaultSystems(): SystemId[] {
+  const systems: SystemId[] = ['floor', 'peer'];
+  if (BASELINE_DIST) systems.push('easel-before');
+  systems.push('easel');
+  if (DATABASE_URL && BASELINE_DIST) systems.push('easel-pg-before');
+  if (DATABASE_URL) systems.push('easel-pg', 'easel-pg-continue');
+  return systems;
 }
 
 function percentiles(values: readonly number[], scale: number): Percentiles {
@@ -315,12 +418,17 @@ async function loadSigner(): Promise<(userId: string) => Promise<string>> {
   return (userId) => typed(SECRET, userId);
 }
 
-/** One stream's request, built per turn (Easel needs a fresh idempotency key each time). */
-type Target = (image: boolean) => StreamSpec;
+/**
+ * One stream's request, built per turn (Easel needs a fresh idempotency key each time): `true`
+ * forces an image, an object is the turn's `image` options as given.
+ */
+type Target = (image: boolean | Record<string, unknown>) => StreamSpec;
 
 interface Sut {
   readonly child: Child;
   readonly port: number;
+  /** Easel on PostgreSQL: its own database. */
+  readonly database: FreshDatabase | null;
   /** `count` targets; Easel creates a session for each, spread over users. */
   targets(count: number): Promise<Target[]>;
   /** Stops the process and drops what it was given (a PostgreSQL database). */
@@ -343,6 +451,7 @@ async function startSut(system: SystemId, upstreamUrl: string, execArgv: string[
     const sut: Sut = {
       child,
       port,
+      database: null,
       stop: (graceMs) => child.stop(graceMs),
       targets: (count) =>
         Promise.resolve(
@@ -358,11 +467,13 @@ async function startSut(system: SystemId, upstreamUrl: string, execArgv: string[
   }
   const port = await freePort();
   const database = spec.postgres && DATABASE_URL ? await freshPostgres(DATABASE_URL) : null;
+  // A baseline build runs from its own worktree: its dist resolves its own node_modules.
+  const dist = spec.baseline && BASELINE_DIST ? resolvePath(BASELINE_DIST) : join(ROOT, 'dist');
   const child = new Child(system, join(HERE, 'easel-entry.js'), {
     env: {
       ...env,
       ...spec.env,
-      EASEL_MAIN: join(ROOT, 'dist/main.js'),
+      EASEL_MAIN: join(dist, 'main.js'),
       PORT: String(port),
       DATA_DIR: 'memory://',
       ...(database ? { DATABASE_URL: database.url } : {}),
@@ -377,7 +488,7 @@ async function startSut(system: SystemId, upstreamUrl: string, execArgv: string[
       NODE_ENV: 'production',
     },
     execArgv,
-    cwd: ROOT,
+    cwd: dirname(dist),
   });
   const stop = async (graceMs?: number): Promise<void> => {
     await child.stop(graceMs);
@@ -396,6 +507,7 @@ async function startSut(system: SystemId, upstreamUrl: string, execArgv: string[
   const sut: Sut = {
     child,
     port,
+    database,
     stop,
     targets: async (count) => {
       const users = Array.from({ length: Math.ceil(count / STREAMS_PER_USER) }, (_, i) => i);
@@ -418,7 +530,8 @@ async function startSut(system: SystemId, upstreamUrl: string, execArgv: string[
           body: JSON.stringify({
             content: CONTENT,
             client_msg_id: `bench-${++keys}-${randomBytes(6).toString('hex')}`,
-            ...(image ? { image: { force: true } } : {}),
+            ...spec.turn,
+            ...(image ? { image: image === true ? { force: true } : image } : {}),
           }),
         });
       });
@@ -434,6 +547,8 @@ class Bench {
     private readonly upstream: Child,
     private readonly upstreamUrl: string,
     private readonly progress: Progress,
+    private readonly postgres: PostgresProbe | null,
+    private readonly withTimeToImage: boolean,
   ) {}
 
   private note(outcomes: readonly StreamOutcome[]): number {
@@ -532,13 +647,59 @@ class Bench {
         result.seconds['warmup'] = warmupSeconds;
         levels.push(result);
       }
-      const healthz =
-        SYSTEMS[system].protocol === 'easel' ? await this.healthzUnderImageLoad(system, sut) : null;
-      return { levels, extras: { system, idle, healthz } };
+      const easel = SYSTEMS[system].protocol === 'easel';
+      const timeToImage =
+        easel && this.withTimeToImage ? await this.timeToImage(system, sut, agent) : null;
+      const healthz = easel ? await this.healthzUnderImageLoad(system, sut) : null;
+      return { levels, extras: { system, idle, healthz, timeToImage } };
     } finally {
       agent.destroy();
       await sut.stop();
     }
+  }
+
+  /**
+   * Pairs of forced `reply_text_image` turns (the default `image.mode`), one turn at a time,
+   * without and with `image.concurrent`, in alternating order; the upstream draws for
+   * {@link TIME_TO_IMAGE}.imageDelayMs. Sequential turns draw after the text's `done`,
+   * concurrent ones from the start: the gain expected is about the text's duration.
+   */
+  private async timeToImage(system: SystemId, sut: Sut, agent: Agent): Promise<TimeToImageResult> {
+    const { pairs, imageDelayMs } = TIME_TO_IMAGE;
+    this.upstream.send({ cmd: 'image-delay', ms: imageDelayMs });
+    const sequential: number[] = [];
+    const concurrent: number[] = [];
+    const text: number[] = [];
+    let failures = 0;
+    try {
+      const targets = await sut.targets(2 * pairs);
+      for (let pair = 0; pair < pairs; pair++) {
+        this.progress.phase(`${system}: time to image, pair ${pair + 1}/${pairs}`);
+        const order = pair % 2 === 0 ? [false, true] : [true, false];
+        for (const [index, drawWhileWriting] of order.entries()) {
+          const target = targets[2 * pair + index];
+          const spec = target({ force: true, concurrent: drawWhileWriting });
+          const outcome = await runStream(agent, 'easel', spec, CHUNKS, new Recorder());
+          if (!outcome.ok || outcome.imageAt === null) {
+            failures += 1;
+            continue;
+          }
+          (drawWhileWriting ? concurrent : sequential).push(outcome.imageAt - outcome.startedAt);
+          if (!drawWhileWriting && outcome.doneAt !== null) {
+            text.push(outcome.doneAt - outcome.startedAt);
+          }
+        }
+      }
+    } finally {
+      this.upstream.send({ cmd: 'image-delay', ms: -1 });
+    }
+    return {
+      imageDelayMs,
+      sequentialMs: percentiles(sequential, 1000),
+      concurrentMs: percentiles(concurrent, 1000),
+      textMs: percentiles(text, 1000),
+      failures,
+    };
   }
 
   /**
@@ -619,6 +780,12 @@ class Bench {
     const baseHeapKiB: number[] = [];
     let failed = 0;
     let gcCpuUs = 0;
+    const database = this.postgres && sut.database ? sut.database.name : null;
+    const statementsBefore: StatementCounts =
+      this.postgres && database ? await this.postgres.statementCounts(database) : new Map();
+    const xactsBefore =
+      this.postgres && database ? await this.postgres.transactions(database) : null;
+    const pgCpuStart = this.postgres?.cpuMs() ?? NaN;
     const start = await child.stats(false);
     const mainStart = child.mainThreadCpuMs();
     let firstBase: Stats | null = null;
@@ -662,6 +829,27 @@ class Bench {
     const cpuMs = (end.cpuUs - start.cpuUs - gcCpuUs) / 1000;
     const mainCpuMs = child.mainThreadCpuMs() - mainStart - gcCpuUs / 1000;
     const turns = plan.rounds * streams;
+    let postgres: PostgresLevel | null = null;
+    if (this.postgres && database) {
+      const pgCpuMs = this.postgres.cpuMs() - pgCpuStart;
+      const statements = statementsPer(
+        statementsBefore,
+        await this.postgres.statementCounts(database),
+        turns,
+      );
+      const xacts = await this.postgres.transactions(database);
+      postgres = {
+        cpuMs: pgCpuMs,
+        cpuMsPerTurn: pgCpuMs / turns,
+        cpuMsPer1000Deltas: (pgCpuMs / recorder.deltaFrames) * 1000,
+        statementsPerTurn: this.postgres.statements
+          ? statements.reduce((sum, row) => sum + row.perTurn, 0)
+          : NaN,
+        statements,
+        commitsPerTurn: (xacts.commits - (xactsBefore?.commits ?? NaN)) / turns,
+        rollbacksPerTurn: (xacts.rollbacks - (xactsBefore?.rollbacks ?? NaN)) / turns,
+      };
+    }
     const peak = child.memory().hwmKiB;
     step('rounds');
 
@@ -725,6 +913,7 @@ class Bench {
       },
       seconds,
       image,
+      postgres,
     };
   }
 }
@@ -762,7 +951,24 @@ function table(
     ['RSS / open stream, KiB', memory((r) => r.memory.rssPerStreamKiB)],
     ['heap / open stream, KiB', memory((r) => r.memory.heapPerStreamKiB)],
   ];
-  // Every system against the floor; the Easel variants against the peer too.
+  if (results.some((result) => result.postgres)) {
+    metrics.push(
+      ['PostgreSQL CPU ms / turn', (r) => r.postgres?.cpuMsPerTurn],
+      [
+        'Easel + PostgreSQL CPU ms / 1 000 frames',
+        (r) => (r.postgres ? r.cpu.msPer1000Deltas + r.postgres.cpuMsPer1000Deltas : undefined),
+      ],
+      ['DB statements / turn', (r) => r.postgres?.statementsPerTurn],
+      ['DB rollbacks (failed statements) / turn', (r) => r.postgres?.rollbacksPerTurn],
+    );
+  }
+  // Every system against the floor; the Easel variants against the peer too; after against
+  // before, and `continue` turns against default ones.
+  const pairs: Array<[SystemId, SystemId]> = [
+    ['easel', 'easel-before'],
+    ['easel-pg', 'easel-pg-before'],
+    ['easel-pg-continue', 'easel-pg'],
+  ];
   const ratios: Array<[SystemId, SystemId]> = [
     ...systems
       .filter((s) => s !== 'floor' && systems.includes('floor'))
@@ -770,6 +976,7 @@ function table(
     ...systems
       .filter((s) => SYSTEMS[s].protocol === 'easel' && systems.includes('peer'))
       .map((s): [SystemId, SystemId] => [s, 'peer']),
+    ...pairs.filter(([a, b]) => systems.includes(a) && systems.includes(b)),
   ];
   const row = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
   const lines = [
@@ -829,6 +1036,50 @@ function systemTable(extras: readonly SystemResult[]): string {
         ]
       : ['—', '—', '—', '—'];
     lines.push(`| ${system} | ${fmt(idle.rssMiB)} | ${fmt(idle.heapMiB)} | ${h.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** What each PostgreSQL system's database ran per turn at `streams`, by statement text. */
+function statementTable(results: readonly LevelResult[], streams: number): string {
+  const pg = results.filter((r) => r.streams === streams && r.postgres?.statements.length);
+  if (pg.length === 0) return '';
+  const queries = [...new Set(pg.flatMap((r) => r.postgres?.statements.map((s) => s.query) ?? []))];
+  const short = (query: string): string =>
+    query.replace(/\s+/g, ' ').slice(0, 90).replaceAll('|', '\\|');
+  const lines = [
+    `Statements per turn at ${streams} streams (pg_stat_statements):\n`,
+    `| statement | ${pg.map((r) => r.system).join(' | ')} |`,
+    `|---|${pg.map(() => '--:').join('|')}|`,
+  ];
+  for (const query of queries) {
+    const cells = pg.map((r) => {
+      const found = r.postgres?.statements.find((s) => s.query === query);
+      return found ? found.perTurn.toFixed(2) : '—';
+    });
+    lines.push(`| \`${short(query)}\` | ${cells.join(' | ')} |`);
+  }
+  lines.push(
+    `| **total** | ${pg.map((r) => fmt(r.postgres?.statementsPerTurn ?? NaN)).join(' | ')} |`,
+  );
+  return lines.join('\n');
+}
+
+function timeToImageTable(extras: readonly SystemResult[]): string {
+  const rows = extras.filter((extra) => extra.timeToImage);
+  if (rows.length === 0) return '';
+  const lines = [
+    `Time to image (forced reply_text_image, one turn at a time, image drawn in ${TIME_TO_IMAGE.imageDelayMs} ms):\n`,
+    '| system | text done p50, ms | image p50, sequential | image p50, concurrent | gain p50, ms | concurrent/sequential | image p90 seq / conc | failures |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const { system, timeToImage: t } of rows) {
+    if (!t) continue;
+    lines.push(
+      `| ${system} | ${fmt(t.textMs.p50)} | ${fmt(t.sequentialMs.p50)} | ${fmt(t.concurrentMs.p50)} | ` +
+        `${fmt(t.sequentialMs.p50 - t.concurrentMs.p50)} | ${ratio(t.concurrentMs.p50, t.sequentialMs.p50)} | ` +
+        `${fmt(t.sequentialMs.p90)} / ${fmt(t.concurrentMs.p90)} | ${t.failures} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -949,6 +1200,60 @@ async function profile(system: SystemId, levels: readonly number[]): Promise<voi
 }
 
 /**
+ * One Easel system under a closed loop of each number of `clients` for `seconds`: turns per
+ * second against the CPU of Easel and of PostgreSQL (see bench/ceiling.ts).
+ */
+async function ceiling(system: SystemId, clients: readonly number[], seconds: number) {
+  if (SYSTEMS[system].protocol !== 'easel') throw new Error('--ceiling runs an Easel system');
+  const postgres = DATABASE_URL ? await PostgresProbe.open(DATABASE_URL) : null;
+  // Unknown in advance: about one turn per client and per (chunks × interval + overhead).
+  const turnMs = CHUNKS * INTERVAL_MS + 50;
+  const expected = clients.reduce((sum, c) => sum + (c * seconds * 1000) / turnMs, 0);
+  const progress = new Progress((WARMUP.batches * WARMUP.streams + expected) * CHUNKS);
+  const before = machine();
+  const { upstream, url } = await startUpstream();
+  progress.phase(`${system}: starting`);
+  const sut = await startSut(system, url, []);
+  const agent = clientAgent();
+  const steps: CeilingStep[] = [];
+  try {
+    progress.phase(`${system}: warming up`);
+    const warm = new Recorder((n) => progress.advance(n));
+    for (let batch = 0; batch < WARMUP.batches; batch++) {
+      const targets = await sut.targets(WARMUP.streams);
+      await Promise.all(targets.map((t) => runStream(agent, 'easel', t(false), CHUNKS, warm)));
+    }
+    for (const count of clients) {
+      progress.phase(`${system}: ${count} clients for ${seconds} s`);
+      steps.push(await ceilingStep(sut, agent, CHUNKS, count, seconds, postgres, progress));
+    }
+  } finally {
+    agent.destroy();
+    await sut.stop();
+    await upstream.stop();
+    progress.stop();
+  }
+  console.log(
+    `\nEasel ceiling ${localDate()} — ${CHUNKS} chunks × ${INTERVAL_MS} ms per turn, ` +
+      `load average ${before['loadAverage1m']} → ${loadavg()[0].toFixed(2)}\n\n` +
+      `${ceilingTable(system, steps)}\n`,
+  );
+  const tag = argument('tag');
+  const path = writeResults(`${localDate()}.ceiling-${system}${tag ? `.${tag}` : ''}.json`, {
+    date: new Date().toISOString(),
+    machine: before,
+    loadAverage1mAtEnd: Number(loadavg()[0].toFixed(2)),
+    system,
+    turn: SYSTEMS[system].turn,
+    upstream: { chunks: CHUNKS, intervalMs: INTERVAL_MS },
+    secondsPerStep: seconds,
+    streamsPerUser: STREAMS_PER_USER,
+    steps,
+  });
+  console.log(`raw figures: ${path}`);
+}
+
+/**
  * Heap snapshots of one system: after warm-up (baseline) and while the highest level's streams
  * are all open and held by the upstream; prints what one open stream adds, by constructor.
  */
@@ -1021,6 +1326,10 @@ async function main(): Promise<void> {
   }
   if (options.profile) return profile(options.profile, options.levels);
   if (options.heap) return heapProfile(options.heap, options.levels);
+  if (options.ceiling) {
+    const clients = argument('levels') ? options.levels : [25, 50, 100, 200, 400];
+    return ceiling(options.ceiling, clients, Number(argument('ceiling-seconds') ?? '10'));
+  }
 
   const plans = options.levels.map(planFor);
   const perSystem =
@@ -1034,7 +1343,8 @@ async function main(): Promise<void> {
   const started = Date.now();
   const before = machine();
   const { upstream, url } = await startUpstream();
-  const bench = new Bench(upstream, url, progress);
+  const postgres = DATABASE_URL ? await PostgresProbe.open(DATABASE_URL) : null;
+  const bench = new Bench(upstream, url, progress, postgres, options.timeToImage);
   const results: LevelResult[] = [];
   const extras: SystemResult[] = [];
   try {
@@ -1057,6 +1367,10 @@ async function main(): Promise<void> {
     `\n${header}\n\n${table(results, options.systems, options.levels)}\n\n` +
       `${systemTable(extras)}\n`,
   );
+  const top = Math.max(...options.levels);
+  for (const extra of [statementTable(results, top), timeToImageTable(extras)]) {
+    if (extra) console.log(`${extra}\n`);
+  }
   for (const result of results) {
     if (result.failedTurns > 0 || (result.image?.failed ?? 0) > 0) {
       console.log(
@@ -1065,12 +1379,17 @@ async function main(): Promise<void> {
       );
     }
   }
-  const path = writeResults(`${localDate()}.json`, {
+  const tag = argument('tag');
+  const path = writeResults(`${localDate()}${tag ? `.${tag}` : ''}.json`, {
     date: new Date().toISOString(),
     machine: before,
     loadAverage1mAtEnd: Number(loadavg()[0].toFixed(2)),
     upstream: { chunks: CHUNKS, imageTurnChunks: IMAGE_CHUNKS, intervalMs: INTERVAL_MS },
     systems: Object.fromEntries(options.systems.map((s) => [s, SYSTEMS[s]])),
+    baselineDist: BASELINE_DIST,
+    postgres: postgres
+      ? { statements: postgres.statements, serverCpu: Number.isFinite(postgres.cpuMs()) }
+      : null,
     durationSeconds: seconds,
     results,
     perSystem: extras,

@@ -11,7 +11,8 @@ import { isCommand, nowUs, report, serveStats } from './ipc.js';
 
 const CHUNKS = Number(process.env.BENCH_CHUNKS ?? '20');
 const INTERVAL_MS = Number(process.env.BENCH_INTERVAL_MS ?? '20');
-const IMAGE_DELAY_MS = Number(process.env.BENCH_IMAGE_DELAY_MS ?? '20');
+const DEFAULT_IMAGE_DELAY_MS = Number(process.env.BENCH_IMAGE_DELAY_MS ?? '20');
+let imageDelayMs = DEFAULT_IMAGE_DELAY_MS;
 
 function pngChunk(type: string, data: Buffer): Buffer {
   const head = Buffer.alloc(8);
@@ -131,7 +132,7 @@ async function answer(req: IncomingMessage, res: ServerResponse): Promise<void> 
   }
   const modalities = body['modalities'];
   if (Array.isArray(modalities) && modalities.includes('image')) {
-    await new Promise((resolve) => setTimeout(resolve, IMAGE_DELAY_MS));
+    await new Promise((resolve) => setTimeout(resolve, imageDelayMs));
     return sendJson(res, {
       id: `gen-img-${++sequence}`,
       object: 'chat.completion',
@@ -176,6 +177,8 @@ process.on('message', (message: unknown) => {
       message.bytes <= 0
         ? SMALL_IMAGE_URL
         : dataUrl(makePng(Math.ceil(Math.sqrt(message.bytes / 3)), true));
+  } else if (message.cmd === 'image-delay') {
+    imageDelayMs = message.ms < 0 ? DEFAULT_IMAGE_DELAY_MS : message.ms;
   } else if (message.cmd === 'release') {
     const starts = held;
     expecting = 0;
