@@ -1,6 +1,6 @@
 import { DatabaseClient } from '../src/database/database.client.js';
 import { type FakeUpstream } from './harness/fake-upstream.js';
-import { closeAll, startWithUpstream, type TestApp } from './harness/app.js';
+import { closeAll, startWithUpstream, type TestApp, type UpstreamSuite } from './harness/app.js';
 import { clientMsgId, createSession, listMessages } from './harness/api.js';
 import {
   eventually,
@@ -350,4 +350,37 @@ describe('storage failures (issue 12, item 1) and the deadline (item 8)', () => 
     });
     expect(types(next).at(-1)).toBe('final');
   }, 20_000);
+});
+
+describe('the stream cap under a burst', () => {
+  let burst: UpstreamSuite;
+  const RACERS = 100;
+
+  beforeAll(async () => {
+    burst = await startWithUpstream({
+      CHAT_MODELS: 'chat',
+      IMAGE_MODELS: 'p1',
+      MAX_STREAMS_PER_USER: String(RACERS),
+    });
+  });
+  afterAll(() => closeAll(burst.app, burst.upstream));
+
+  it('lets every turn of a user start when all of them fit the cap, however they race', async () => {
+    burst.upstream.script('chat', { kind: 'stream', chunks: ['a', 'b'], delayMs: 50 });
+    const sessions = await Promise.all(
+      Array.from({ length: RACERS }, () => createSession(burst.app.baseUrl, burst.token)),
+    );
+    const responses = await Promise.all(
+      sessions.map((sessionId) =>
+        postTurn(burst.app.baseUrl, sessionId, burst.token, {
+          content: 'hi',
+          client_msg_id: clientMsgId('burst'),
+        }),
+      ),
+    );
+    expect(responses.map((response) => response.status)).toEqual(responses.map(() => 200));
+    expect(responses.map((response) => types(response).at(-1))).toEqual(
+      responses.map(() => 'final'),
+    );
+  });
 });
