@@ -1,10 +1,8 @@
-import { createSession } from './harness/api.js';
-import { createHash } from 'node:crypto';
+import { eq } from 'drizzle-orm';
 import type { IncomingMessage, Server } from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { eq } from 'drizzle-orm';
 import type { Frame } from '../src/chat/turns/frames.js';
 import { StreamRegistryService } from '../src/chat/turns/stream-registry.service.js';
 import { TurnRunnerService } from '../src/chat/turns/turn-runner.service.js';
@@ -12,19 +10,34 @@ import { TurnsRepository } from '../src/chat/turns/turns.repository.js';
 import { DatabaseClient } from '../src/database/database.client.js';
 import { images, messages, turns } from '../src/database/schema.js';
 import { startApp, type TestApp } from './harness/app.js';
+import { type LoadGenerator, startLoadGenerator } from './harness/load-generator.js';
 import {
-  type ChatScript,
-  type FakeUpstream,
-  type RecordedRequest,
-  startFakeUpstream,
-} from './harness/fake-upstream.js';
-import { eventually, postTurn, type TurnResponse } from './harness/sse-client.js';
+  type Action,
+  CHAT_MODELS,
+  COMPOSER,
+  epochNow,
+  IMAGE_MODELS,
+  isHeld,
+  isSuccess,
+  keyOf,
+  makePlan,
+  type Outcome,
+  type Plan,
+  planOf,
+  random,
+  seedOf,
+  type UpstreamCall,
+} from './harness/load-plan.js';
+import { eventually } from './harness/sse-client.js';
 
 /**
  * Fault load: many concurrent turns of every action while the fake upstream fails in every way
  * it knows (5xx, 429, cuts, error chunks, stalls, zero images, undecodable images) and a share
  * of clients walk away mid-turn. Upstream behaviour is chosen per request from a seeded random
  * source keyed by the turn, so a failing run can be repeated with the same LOAD_SEED.
+ *
+ * The load (clients and fake upstream) runs in a worker thread: this thread is the app's alone,
+ * and its internals and stored rows stay at hand for the checks.
  */
 
 function intEnv(name: string, fallback: number): number {
@@ -39,213 +52,11 @@ const TURNS = intEnv('LOAD_TURNS', 150);
 const CONCURRENCY = Math.min(intEnv('LOAD_CONCURRENCY', 50), TURNS);
 const SEED = intEnv('LOAD_SEED', 20261124);
 /**
- * Short, so stalls end; more room at high concurrency, where the app, the fake upstream and the
- * clients share this process's one thread. A benign turn may still hit it (see the oracle).
+ * Short, so stalls end; more room at high concurrency, where the app and the load share this
+ * machine's cores. A benign turn may still hit it (see the oracle).
  */
 const TURN_TIMEOUT_MS = intEnv('LOAD_TURN_TIMEOUT_MS', Math.max(4000, CONCURRENCY * 40));
 const IMAGE_ATTEMPT_TIMEOUT_MS = 1500;
-
-const CHAT_MODELS = ['chat-a', 'chat-b', 'chat-c'];
-const IMAGE_MODELS = ['img-a', 'img-b'];
-const COMPOSER = 'composer';
-
-type Action = 'reply_text' | 'reply_text_image' | 'reply_image';
-/** `text`/`image`: leave while that stage is surely still running upstream; `random`: any frame. */
-type Leave = 'none' | 'text' | 'image' | 'random';
-
-interface Plan {
-  readonly tag: string;
-  readonly action: Action;
-  readonly leave: Leave;
-  /** For `random`: leave after this frame id (if the turn gets that far). */
-  readonly leaveAfter: number;
-  readonly body: Record<string, unknown>;
-}
-
-interface Outcome {
-  readonly plan: Plan;
-  /** The client's session and token (a key is unique within its session). */
-  readonly sessionId: string;
-  readonly token: string;
-  readonly response: TurnResponse | null;
-  readonly thrown: unknown;
-  readonly started: number;
-  readonly leftAt: number | null;
-  readonly ms: number;
-}
-
-/** mulberry32: small, fast, good enough to pick faults. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function seedOf(text: string): number {
-  return createHash('sha256').update(text).digest().readUInt32LE(0);
-}
-
-function weighted<T>(next: () => number, options: readonly [number, () => T][]): T {
-  const total = options.reduce((sum, [weight]) => sum + weight, 0);
-  let roll = next() * total;
-  for (const [weight, make] of options) {
-    roll -= weight;
-    if (roll < 0) return make();
-  }
-  return options[options.length - 1][1]();
-}
-
-function between(next: () => number, min: number, max: number): number {
-  return min + Math.floor(next() * (max - min + 1));
-}
-
-const WORDS = ['Sure', ' here', ' is', ' a', ' short', ' answer', ' about', ' that', ' topic', '.'];
-
-function words(next: () => number): string[] {
-  return WORDS.slice(0, between(next, 2, WORDS.length));
-}
-
-function planOf(index: number, action: Action, leave: Leave, leaveAfter: number): Plan {
-  const tag = `t${String(index).padStart(5, '0')}`;
-  const content = `[${tag}] ${action === 'reply_text' ? 'tell me something' : 'draw a lighthouse'}`;
-  const image =
-    action === 'reply_text'
-      ? {}
-      : { image: { force: true, mode: action === 'reply_image' ? 'image_only' : 'text_image' } };
-  return {
-    tag,
-    action,
-    leave,
-    leaveAfter,
-    body: { content, client_msg_id: `load-${SEED}-${tag}`, ...image },
-  };
-}
-
-/** Turn `index` of the run: its action and whether (and when) its client leaves. */
-function makePlan(index: number): Plan {
-  const next = random(seedOf(`${SEED}:plan:${index}`));
-  const action = weighted<Action>(next, [
-    [2, () => 'reply_text'],
-    [1, () => 'reply_text_image'],
-    [1, () => 'reply_image'],
-  ]);
-  const roll = next();
-  let leave: Leave = 'none';
-  if (roll < 0.1) leave = action === 'reply_image' || next() < 0.5 ? 'image' : 'text';
-  else if (roll < 0.22) leave = 'random';
-  if (leave === 'image' && action === 'reply_text') leave = 'text';
-  return planOf(index, action, leave, between(next, 1, 8));
-}
-
-const TAG = /\[(t\d{5})\]/g;
-
-/** The tag of the turn a request belongs to: the last one in its last user message. */
-function tagOf(request: RecordedRequest): string | null {
-  const list = request.body['messages'];
-  if (!Array.isArray(list)) return null;
-  const users = list.filter(
-    (message): message is { role: string; content: unknown } =>
-      typeof message === 'object' && message !== null && message.role === 'user',
-  );
-  const content = users.at(-1)?.content;
-  const text = Array.isArray(content) ? JSON.stringify(content) : String(content ?? '');
-  return [...text.matchAll(TAG)].at(-1)?.[1] ?? null;
-}
-
-function isSuccess(step: ChatScript): boolean {
-  return step.kind === 'stream' || step.kind === 'complete' || step.kind === 'image';
-}
-
-/** Steps that never finish on their own: only the app's abort (or a timeout) closes them. */
-function isHeld(step: ChatScript | undefined): boolean {
-  return step?.kind === 'stall' || (step?.kind === 'image' && (step.delayMs ?? 0) >= 60_000);
-}
-
-/** The scripted answer for one upstream request of a planned turn. */
-function stepFor(plan: Plan, request: RecordedRequest, nth: number): ChatScript {
-  const next = random(seedOf(`${SEED}:${plan.tag}:${request.model}:${nth}`));
-  const benign = plan.leave === 'text' || plan.leave === 'image';
-  if (request.type === 'chat-stream') {
-    // Leaving during the text: the primary model sends one chunk, then nothing.
-    if (plan.leave === 'text' && request.model === CHAT_MODELS[0] && nth === 0) {
-      return { kind: 'stall', chunks: ['Partial'], afterChunks: 1 };
-    }
-    const stream = (): ChatScript => ({
-      kind: 'stream',
-      chunks: words(next),
-      delayMs: between(next, 0, 15),
-    });
-    if (benign) return stream();
-    if (request.model === 'chat-a') {
-      return weighted<ChatScript>(next, [
-        [45, stream],
-        [10, () => ({ kind: 'stream', chunks: words(next), delayMs: between(next, 30, 60) })],
-        [10, () => ({ kind: 'status', status: [500, 502, 503][between(next, 0, 2)] })],
-        [5, () => ({ kind: 'status', status: 429, code: 'rate_limited' })],
-        [10, () => ({ kind: 'cut', chunks: words(next), afterChunks: between(next, 0, 2) })],
-        [10, () => ({ kind: 'error-chunk', afterChunks: between(next, 0, 2) })],
-        [5, () => ({ kind: 'stall', afterChunks: between(next, 0, 2) })],
-      ]);
-    }
-    if (request.model === 'chat-b') {
-      return weighted<ChatScript>(next, [
-        [70, stream],
-        [15, () => ({ kind: 'status', status: 503 })],
-        [10, () => ({ kind: 'cut', afterChunks: 0 })],
-        [5, () => ({ kind: 'error-chunk', afterChunks: 0 })],
-      ]);
-    }
-    return weighted<ChatScript>(next, [
-      [90, stream],
-      [10, () => ({ kind: 'status', status: 500 })],
-    ]);
-  }
-  if (request.type === 'completion') {
-    // The composed prompt carries the tag too, so image attempts with it can be traced.
-    const compose = (): ChatScript => ({
-      kind: 'complete',
-      content: `A detailed lighthouse at dusk, oil on canvas [${plan.tag}]`,
-    });
-    if (benign) return compose();
-    return weighted<ChatScript>(next, [
-      [60, compose],
-      [15, () => ({ kind: 'status', status: 500 })],
-      [10, () => ({ kind: 'stall' })],
-      [10, () => ({ kind: 'cut', afterChunks: 0 })],
-      [5, () => ({ kind: 'error-chunk', afterChunks: 0 })],
-    ]);
-  }
-  // Leaving during an image attempt: the image would come a minute later.
-  if (plan.leave === 'image') return { kind: 'image', delayMs: 60_000 };
-  const image = (): ChatScript => ({
-    kind: 'image',
-    mime: next() < 0.5 ? 'image/png' : 'image/jpeg',
-    width: 32,
-    height: 32,
-    delayMs: between(next, 0, 40),
-  });
-  if (request.model === 'img-a') {
-    return weighted<ChatScript>(next, [
-      [40, image],
-      [15, () => ({ kind: 'zero-images' })],
-      [10, () => ({ kind: 'status', status: 500 })],
-      [5, () => ({ kind: 'status', status: 503 })],
-      [10, () => ({ kind: 'stall' })],
-      [10, () => ({ kind: 'garbage' })],
-      [10, () => ({ kind: 'cut', afterChunks: 0 })],
-    ]);
-  }
-  return weighted<ChatScript>(next, [
-    [60, image],
-    [20, () => ({ kind: 'zero-images' })],
-    [20, () => ({ kind: 'status', status: 502 })],
-  ]);
-}
 
 function exposeGc(): () => void {
   setFlagsFromString('--expose-gc');
@@ -258,7 +69,10 @@ interface Resources {
   readonly all: Record<string, number>;
 }
 
-/** Active handles of this process (app + upstream + clients), less the PostgreSQL pool's own. */
+/**
+ * Active handles of this thread, the app's (the load's sockets are the worker's), less the
+ * PostgreSQL pool's own.
+ */
 function resources(app: TestApp): Resources {
   const all: Record<string, number> = {};
   for (const type of process.getActiveResourcesInfo()) all[type] = (all[type] ?? 0) + 1;
@@ -288,64 +102,18 @@ function heapAfterGc(gc: () => void): number {
   return process.memoryUsage().heapUsed;
 }
 
-/** Whether `promise` settles within `ms` (its timer cleared, so it is not counted as a handle). */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([promise.then(() => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Waits until every upstream call has closed and no new one follows (an abandoned chain that
- * is not aborted keeps starting attempts); false if that takes longer than `ms`.
- */
-async function upstreamQuiet(ms: number): Promise<boolean> {
-  const until = performance.now() + ms;
-  for (;;) {
-    const seen = upstream.requests.length;
-    const left = until - performance.now();
-    if (left <= 0) return false;
-    if (!(await within(Promise.all(upstream.requests.map((r) => r.closed)), left))) return false;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    if (upstream.requests.length === seen) return true;
-  }
-}
-
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-let upstream: FakeUpstream;
+let load: LoadGenerator;
 let app: TestApp;
-const plans = new Map<string, Plan>();
-const stepOf = new Map<RecordedRequest, ChatScript>();
-const untagged: RecordedRequest[] = [];
 
 beforeAll(async () => {
-  upstream = await startFakeUpstream();
-  const seen = new Map<string, number>();
-  // Runs before the fake picks a step for the request: scripting the model now decides it.
-  upstream.onRequest((request) => {
-    const tag = tagOf(request);
-    const plan = tag === null ? undefined : plans.get(tag);
-    if (!plan) {
-      untagged.push(request);
-      return;
-    }
-    const key = `${plan.tag}:${request.model}`;
-    const nth = seen.get(key) ?? 0;
-    seen.set(key, nth + 1);
-    const step = stepFor(plan, request, nth);
-    stepOf.set(request, step);
-    upstream.script(request.model, step);
-  });
+  load = await startLoadGenerator();
   app = await startApp({
-    LLM_BASE_URL: upstream.baseUrl,
+    LLM_BASE_URL: load.upstreamUrl,
     LLM_API_KEY: 'test-key',
     CHAT_MODELS: CHAT_MODELS.join(','),
     IMAGE_MODELS: IMAGE_MODELS.join(','),
@@ -358,51 +126,19 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await app?.close();
-  await upstream?.close();
+  await load?.close();
 });
-
-const newSession = (token: string): Promise<string> => createSession(app.baseUrl, token);
-
-async function runTurn(plan: Plan, sessionId: string, token: string): Promise<Outcome> {
-  plans.set(plan.tag, plan);
-  const started = performance.now();
-  let leftAt: number | null = null;
-  const leaveOn = (frame: Frame, id: number): boolean => {
-    if (frame.type === 'final' || frame.type === 'error') return false;
-    if (plan.leave === 'text') return frame.type === 'delta';
-    if (plan.leave === 'image') return frame.type === 'image_attempt';
-    return plan.leave === 'random' && id === plan.leaveAfter;
-  };
-  try {
-    const response = await postTurn(app.baseUrl, sessionId, token, plan.body, {
-      onFrame: (frame, disconnect) => {
-        if (leftAt !== null || !leaveOn(frame.data, frame.id)) return;
-        leftAt = performance.now();
-        disconnect();
-      },
-    });
-    const ms = performance.now() - started;
-    return { plan, sessionId, token, response, thrown: null, started, leftAt, ms };
-  } catch (thrown) {
-    const ms = performance.now() - started;
-    return { plan, sessionId, token, response: null, thrown, started, leftAt, ms };
-  }
-}
 
 /** `concurrency` clients, each its own user and session, taking turns off one queue. */
 async function runAll(list: readonly Plan[], concurrency: number, user: string) {
-  const outcomes: Outcome[] = [];
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async (_, worker) => {
-      const token = await app.token(`${user}-${worker}`);
-      const sessionId = await newSession(token);
-      for (let index = next++; index < list.length; index = next++) {
-        outcomes.push(await runTurn(list[index], sessionId, token));
-      }
-    }),
+  const tokens = await Promise.all(
+    Array.from({ length: concurrency }, (_, client) => app.token(`${user}-${client}`)),
   );
-  return outcomes;
+  return load.run(
+    app.baseUrl,
+    list,
+    tokens.map((token) => ({ token })),
+  );
 }
 
 /**
@@ -412,7 +148,7 @@ async function runAll(list: readonly Plan[], concurrency: number, user: string) 
 function streamViolations(outcome: Outcome, storageFailed = false): string[] {
   const { plan, response } = outcome;
   const where = `${plan.tag} (${plan.action})`;
-  if (!response) return [`${where}: request failed: ${String(outcome.thrown)}`];
+  if (!response) return [`${where}: request failed: ${outcome.thrown}`];
   if (response.status !== 200) return [`${where}: HTTP ${response.status} ${response.raw}`];
   const problems: string[] = [];
   const ids = response.frames.map((frame) => frame.id);
@@ -443,8 +179,6 @@ function streamViolations(outcome: Outcome, storageFailed = false): string[] {
   return problems;
 }
 
-const keyOf = (plan: Plan): string => String(plan.body['client_msg_id']);
-
 /**
  * One load run of `list` and every check of what the clients saw, what upstream saw and what was
  * stored. `storageFailed` names the turns (by id) whose terminal writes the seam made fail.
@@ -457,7 +191,7 @@ async function runLoad(
   const registry = app.app.get(StreamRegistryService);
   const repository = app.app.get(TurnsRepository);
   const { db } = app.app.get(DatabaseClient);
-  const requestsBefore = upstream.requests.length;
+  const callsBefore = await load.upstreamCallCount();
 
   const loadStarted = performance.now();
   const lag = monitorEventLoopDelay({ resolution: 10 });
@@ -467,11 +201,10 @@ async function runLoad(
   const arrivals = new Map<string, number[]>();
   const onRequest = (request: IncomingMessage): void => {
     const url = request.url ?? '';
-    if (url.endsWith('/turns'))
-      arrivals.set(url, [...(arrivals.get(url) ?? []), performance.now()]);
+    if (url.endsWith('/turns')) arrivals.set(url, [...(arrivals.get(url) ?? []), epochNow()]);
   };
   server.prependListener('request', onRequest);
-  const outcomes = await runAll(list, CONCURRENCY, user);
+  const { outcomes, ...driverLag } = await runAll(list, CONCURRENCY, user);
   server.off('request', onRequest);
   lag.disable();
   const loadMs = performance.now() - loadStarted;
@@ -479,11 +212,11 @@ async function runLoad(
   const left = outcomes.filter((outcome) => outcome.leftAt !== null);
 
   // Every upstream call ends: those of clients that left promptly, the rest by their timeouts.
-  const allClosed = await upstreamQuiet(TURN_TIMEOUT_MS + 2000);
-  const requests = upstream.requests.slice(requestsBefore);
-  const requestsOf = new Map<string, RecordedRequest[]>();
+  const allClosed = await load.upstreamQuiet(TURN_TIMEOUT_MS + 2000);
+  const requests = await load.upstreamCalls(callsBefore);
+  const requestsOf = new Map<string, UpstreamCall[]>();
   for (const request of requests) {
-    const tag = tagOf(request) ?? '';
+    const tag = request.tag ?? '';
     requestsOf.set(tag, [...(requestsOf.get(tag) ?? []), request]);
   }
 
@@ -506,7 +239,7 @@ async function runLoad(
   );
   if (!allClosed) {
     for (const request of requests.filter((item) => item.closedAt === null)) {
-      problems.push(`${tagOf(request)}: ${request.model} ${request.type} never closed`);
+      problems.push(`${request.tag}: ${request.model} ${request.type} never closed`);
     }
   }
   // Clients that left mid-stage: the call they left behind was aborted (allClosed covers the
@@ -523,7 +256,7 @@ async function runLoad(
       }
       continue;
     }
-    const held = (requestsOf.get(plan.tag) ?? []).filter((request) => isHeld(stepOf.get(request)));
+    const held = (requestsOf.get(plan.tag) ?? []).filter((request) => isHeld(request.step));
     // The delta the client left on came from a held chat call (an image call may not have
     // been sent yet when the client left).
     if (plan.leave === 'text' && held.length === 0) {
@@ -549,10 +282,9 @@ async function runLoad(
   // seam failed its storage).
   let benignTimeouts = 0;
   for (const outcome of stayed) {
-    const allGood = (requestsOf.get(outcome.plan.tag) ?? []).every((request) => {
-      const step = stepOf.get(request);
-      return step !== undefined && isSuccess(step);
-    });
+    const allGood = (requestsOf.get(outcome.plan.tag) ?? []).every(
+      ({ step }) => step !== null && isSuccess(step),
+    );
     const last = outcome.response?.frames.at(-1)?.data;
     if (!allGood || last?.type === 'final') continue;
     if (last?.type === 'error' && last.code === 'timeout') benignTimeouts += 1;
@@ -625,6 +357,9 @@ async function runLoad(
     turnTimeoutMs: TURN_TIMEOUT_MS,
     eventLoopDelayP99Ms: Math.round(lag.percentile(99) / 1e6),
     eventLoopDelayMaxMs: Math.round(lag.max / 1e6),
+    // The load generator's thread: a late client measures its turn late.
+    driverEventLoopDelayP99Ms: driverLag.eventLoopDelayP99Ms,
+    driverEventLoopDelayMaxMs: driverLag.eventLoopDelayMaxMs,
     benignTimeouts,
     abortLatencyP99Ms: Math.round(percentile(abortLatencies, 99)),
     abortLatencyMaxMs: Math.round(Math.max(0, ...abortLatencies)),
@@ -688,26 +423,28 @@ it(
     // Warm-up, all benign: lazy code paths exist before the heap baseline is taken.
     const actions: Action[] = ['reply_text', 'reply_text_image', 'reply_image'];
     const warm = await runAll(
-      actions.map((action, index) => planOf(90_000 + index, action, 'none', 0)),
+      actions.map((action, index) => planOf(SEED, 90_000 + index, action, 'none', 0)),
       1,
       'warm',
     );
-    expect(warm.flatMap((outcome) => streamViolations(outcome))).toEqual([]);
+    expect(warm.outcomes.flatMap((outcome) => streamViolations(outcome))).toEqual([]);
     const heapBefore = heapAfterGc(gc);
 
-    const list = Array.from({ length: TURNS }, (_, index) => makePlan(index));
+    const list = Array.from({ length: TURNS }, (_, index) => makePlan(SEED, index));
     const { outcomes, problems, statusOf, summary } = await runLoad(list, 'load', null);
     const consistency = await storedConsistency();
 
     // Handles and heap, once idle keep-alive sockets have timed out.
     const idle = await eventually(
-      async () => upstream.openConnections() === 0 && (await serverConnections(server)) === 0,
+      async () =>
+        (await load.upstreamConnections()) === 0 && (await serverConnections(server)) === 0,
       10_000,
     ).catch(() => false);
     await new Promise((resolve) => setImmediate(resolve));
     const after = resources(app);
     const heapGrowthMb = (heapAfterGc(gc) - heapBefore) / 2 ** 20;
     const shutdown$: unknown = Reflect.get(app.app.get(TurnRunnerService), 'shutdown$');
+    const calls = await load.upstreamCalls(0);
     console.log(
       `fault-load ${JSON.stringify({
         ...summary,
@@ -718,7 +455,8 @@ it(
     );
 
     expect(outcomes).toHaveLength(TURNS);
-    expect(untagged.map((request) => `${request.model} ${request.type}`)).toEqual([]);
+    const untagged = calls.filter((call) => call.step === null);
+    expect(untagged.map((call) => `${call.model} ${call.type}`)).toEqual([]);
     expect(problems).toEqual([]);
     expect([...statusOf.values()].filter((status) => status === 'interrupted')).toEqual([]);
     expect(await runningRows()).toEqual([]);
@@ -738,7 +476,7 @@ it(
     expect(summary.imageFailed).toBeGreaterThan(0);
     expect(summary.cancelled).toBeGreaterThan(0);
     if (TURNS >= 100) {
-      const kinds = new Set([...stepOf.values()].map((step) => step.kind));
+      const kinds = new Set(calls.flatMap(({ step }) => (step ? [step.kind] : [])));
       expect([...kinds].sort()).toEqual([
         'complete',
         'cut',
@@ -781,7 +519,7 @@ it(
         return true;
       },
     });
-    const list = Array.from({ length: TURNS }, (_, index) => makePlan(50_000 + index));
+    const list = Array.from({ length: TURNS }, (_, index) => makePlan(SEED, 50_000 + index));
     let result: LoadResult;
     try {
       result = await runLoad(list, 'storage', storageFailed);
@@ -812,11 +550,9 @@ it(
     const reruns = (
       await Promise.all(
         [...bySession.values()].map(async (group) => {
-          const done: Outcome[] = [];
-          for (const { plan, sessionId, token } of group) {
-            done.push(await runTurn({ ...plan, leave: 'none' }, sessionId, token));
-          }
-          return done;
+          const [{ sessionId, token }] = group;
+          const plans = group.map(({ plan }): Plan => ({ ...plan, leave: 'none' }));
+          return (await load.run(app.baseUrl, plans, [{ token, sessionId }])).outcomes;
         }),
       )
     ).flat();
