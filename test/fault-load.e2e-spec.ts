@@ -355,6 +355,7 @@ async function runLoad(
     fromArrivalP99Ms: Math.round(percentile(fromArrivalMs, 99)),
     beforeArrivalP99Ms: Math.round(percentile(beforeArrivalMs, 99)),
     turnTimeoutMs: TURN_TIMEOUT_MS,
+    // This thread's: the app's.
     eventLoopDelayP99Ms: Math.round(lag.percentile(99) / 1e6),
     eventLoopDelayMaxMs: Math.round(lag.max / 1e6),
     // The load generator's thread: a late client measures its turn late.
