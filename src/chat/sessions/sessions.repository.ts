@@ -39,13 +39,8 @@ export class SessionsRepository {
 
   /** Newest first; `beforeSeq` is the cursor. Fetches one extra row to tell if a next page exists. */
   list(userId: string, limit: number, beforeSeq: number | null): Promise<SessionRow[]> {
-    const page = newestFirst(sessions.seq, eq(sessions.userId, userId), beforeSeq);
-    return this.database.db
-      .select()
-      .from(sessions)
-      .where(page.where)
-      .orderBy(page.orderBy)
-      .limit(limit + 1);
+    const query = this.database.db.select().from(sessions).$dynamic();
+    return newestFirst(query, sessions.seq, eq(sessions.userId, userId), limit, beforeSeq);
   }
 
   /** Marks the session as active now (a turn started in it). */
