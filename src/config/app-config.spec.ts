@@ -1,10 +1,14 @@
-import { ConfigError, loadConfig } from './app-config.js';
+import { type AppConfig, ConfigError, loadConfig } from './app-config.js';
 
 const SECRET = 'a-long-enough-secret';
 
+/** The configuration of `env` with a valid secret, so each case names only what it is about. */
+const load = (env: Record<string, string> = {}): AppConfig =>
+  loadConfig({ AUTH_JWT_SECRET: SECRET, ...env });
+
 describe('loadConfig', () => {
   it('defaults to the offline demo provider on embedded PGlite', () => {
-    const config = loadConfig({ AUTH_JWT_SECRET: SECRET });
+    const config = load();
     expect(config.provider.kind).toBe('demo');
     expect(config.databaseUrl).toBeNull();
     expect(config.dataDir).toBe('./data');
@@ -15,33 +19,44 @@ describe('loadConfig', () => {
     expect(config.image.inline).toBe(true);
     expect(config.image.models.length).toBeGreaterThan(1);
     expect(config.publicBaseUrl).toBe('http://localhost:3000');
-    expect(config.replyMaxChars).toBe(200_000);
-    expect(config.http).toEqual({
-      headersTimeoutMs: 15_000,
-      requestTimeoutMs: 30_000,
-      keepAliveTimeoutMs: 65_000,
-    });
   });
 
-  it('reads the reply cap and the HTTP server timeouts', () => {
-    const config = loadConfig({
-      AUTH_JWT_SECRET: SECRET,
-      REPLY_MAX_CHARS: '5000',
-      HTTP_HEADERS_TIMEOUT_MS: '2000',
-      HTTP_REQUEST_TIMEOUT_MS: '2000',
-      HTTP_KEEPALIVE_TIMEOUT_MS: '1000',
-    });
-    expect(config.replyMaxChars).toBe(5000);
-    expect(config.http).toEqual({
-      headersTimeoutMs: 2000,
-      requestTimeoutMs: 2000,
-      keepAliveTimeoutMs: 1000,
-    });
+  it.each([
+    [
+      'defaults',
+      {},
+      {
+        replyMaxChars: 200_000,
+        http: { headersTimeoutMs: 15_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 65_000 },
+        chat: { chatFirstTokenTimeoutMs: 30_000, chatIdleTimeoutMs: 30_000, chatMaxTokens: 4096 },
+      },
+    ],
+    [
+      'reads',
+      {
+        REPLY_MAX_CHARS: '5000',
+        HTTP_HEADERS_TIMEOUT_MS: '2000',
+        HTTP_REQUEST_TIMEOUT_MS: '2000',
+        HTTP_KEEPALIVE_TIMEOUT_MS: '1000',
+        CHAT_FIRST_TOKEN_TIMEOUT_MS: '5000',
+        CHAT_IDLE_TIMEOUT_MS: '7000',
+        CHAT_MAX_TOKENS: '1000',
+      },
+      {
+        replyMaxChars: 5000,
+        http: { headersTimeoutMs: 2000, requestTimeoutMs: 2000, keepAliveTimeoutMs: 1000 },
+        chat: { chatFirstTokenTimeoutMs: 5000, chatIdleTimeoutMs: 7000, chatMaxTokens: 1000 },
+      },
+    ],
+  ])('%s the reply cap, the HTTP server timeouts and the chat limits', (_, env, expected) => {
+    const { replyMaxChars, http, provider } = load(env);
+    const { chatFirstTokenTimeoutMs, chatIdleTimeoutMs, chatMaxTokens } = provider;
+    const chat = { chatFirstTokenTimeoutMs, chatIdleTimeoutMs, chatMaxTokens };
+    expect({ replyMaxChars, http, chat }).toEqual(expected);
   });
 
   it('uses the OpenAI-compatible provider when a base URL and key are given', () => {
-    const config = loadConfig({
-      AUTH_JWT_SECRET: SECRET,
+    const config = load({
       LLM_BASE_URL: 'https://openrouter.ai/api/v1/',
       LLM_API_KEY: 'sk-x',
       CHAT_MODELS: ' a , b ,a',
@@ -56,34 +71,21 @@ describe('loadConfig', () => {
     expect(config.image.composeModel).toBe('a');
   });
 
-  it('defaults the chat limits and the image upstream to the chat upstream', () => {
-    const config = loadConfig({
-      AUTH_JWT_SECRET: SECRET,
-      LLM_BASE_URL: 'https://openrouter.ai/api/v1',
-      LLM_API_KEY: 'sk-x',
-    });
-    expect(config.provider).toMatchObject({
-      chatFirstTokenTimeoutMs: 30_000,
-      chatIdleTimeoutMs: 30_000,
-      chatMaxTokens: 4096,
-    });
+  it('defaults the image upstream to the chat upstream', () => {
+    const config = load({ LLM_BASE_URL: 'https://openrouter.ai/api/v1', LLM_API_KEY: 'sk-x' });
     expect(config.imageProvider).toEqual({
       kind: 'chat-completions',
       baseUrl: 'https://openrouter.ai/api/v1',
       apiKey: 'sk-x',
     });
-    expect(loadConfig({ AUTH_JWT_SECRET: SECRET }).imageProvider.kind).toBe('demo');
+    expect(load().imageProvider.kind).toBe('demo');
   });
 
   it('takes a separate image upstream with IMAGE_API=images, chat staying demo or elsewhere', () => {
-    const config = loadConfig({
-      AUTH_JWT_SECRET: SECRET,
+    const config = load({
       IMAGE_API: 'images',
       IMAGE_BASE_URL: 'https://api.openai.com/v1/',
       IMAGE_API_KEY: 'sk-img',
-      CHAT_FIRST_TOKEN_TIMEOUT_MS: '5000',
-      CHAT_IDLE_TIMEOUT_MS: '7000',
-      CHAT_MAX_TOKENS: '1000',
     });
     expect(config.provider.kind).toBe('demo');
     expect(config.imageProvider).toEqual({
@@ -92,26 +94,18 @@ describe('loadConfig', () => {
       apiKey: 'sk-img',
     });
     expect(config.image.models).toEqual(['gpt-image-1']);
-    expect(config.provider).toMatchObject({
-      chatFirstTokenTimeoutMs: 5000,
-      chatIdleTimeoutMs: 7000,
-      chatMaxTokens: 1000,
-    });
   });
 
   it('serves the demo page outside production unless DEMO_PAGE says otherwise', () => {
-    expect(loadConfig({ AUTH_JWT_SECRET: SECRET }).demoPage).toBe(true);
-    expect(loadConfig({ AUTH_JWT_SECRET: SECRET, DEMO_PAGE: 'false' }).demoPage).toBe(false);
-    const production = { AUTH_JWT_SECRET: SECRET, NODE_ENV: 'production' };
-    expect(loadConfig(production).demoPage).toBe(false);
-    expect(loadConfig({ ...production, DEMO_PAGE: 'true' }).demoPage).toBe(true);
-    expect(() => loadConfig({ AUTH_JWT_SECRET: SECRET, DEMO_PAGE: 'maybe' })).toThrow(ConfigError);
+    expect(load().demoPage).toBe(true);
+    expect(load({ DEMO_PAGE: 'false' }).demoPage).toBe(false);
+    expect(load({ NODE_ENV: 'production' }).demoPage).toBe(false);
+    expect(load({ NODE_ENV: 'production', DEMO_PAGE: 'true' }).demoPage).toBe(true);
+    expect(() => load({ DEMO_PAGE: 'maybe' })).toThrow(ConfigError);
   });
 
   it('turns composing off with IMAGE_COMPOSE_MODEL=off', () => {
-    expect(
-      loadConfig({ AUTH_JWT_SECRET: SECRET, IMAGE_COMPOSE_MODEL: 'off' }).image.composeModel,
-    ).toBeNull();
+    expect(load({ IMAGE_COMPOSE_MODEL: 'off' }).image.composeModel).toBeNull();
   });
 
   it('makes a secret outside production and refuses to boot without one in production', () => {
@@ -175,7 +169,7 @@ describe('loadConfig', () => {
   ])('rejects %j with one readable line naming the variable', (env, detail) => {
     let thrown: unknown;
     try {
-      loadConfig({ AUTH_JWT_SECRET: SECRET, ...env });
+      load(env);
     } catch (error) {
       thrown = error;
     }

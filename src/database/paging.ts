@@ -1,17 +1,20 @@
 import { and, desc, lt, type SQL } from 'drizzle-orm';
-import type { PgColumn } from 'drizzle-orm/pg-core';
+import type { PgColumn, PgSelect } from 'drizzle-orm/pg-core';
 
 /**
- * A page of rows newest first by their `seq` column, within `scope`, older than the cursor
- * `beforeSeq` when given. Callers fetch `limit + 1` rows to tell whether a next page exists.
+ * `query` as a page of rows newest first by their `seq` column, within `scope`, older than the
+ * cursor `beforeSeq` when given: `limit + 1` rows at most, the extra one telling that a next
+ * page exists.
  */
-export function newestFirst(
+export function newestFirst<Q extends PgSelect>(
+  query: Q,
   seq: PgColumn,
   scope: SQL,
+  limit: number,
   beforeSeq: number | null,
-): { where: SQL | undefined; orderBy: SQL } {
-  return {
-    where: beforeSeq === null ? scope : and(scope, lt(seq, beforeSeq)),
-    orderBy: desc(seq),
-  };
+): Q {
+  return query
+    .where(beforeSeq === null ? scope : and(scope, lt(seq, beforeSeq)))
+    .orderBy(desc(seq))
+    .limit(limit + 1);
 }

@@ -28,6 +28,16 @@ const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
   fromDriver: (value) => (Buffer.isBuffer(value) ? value : Buffer.from(value)),
 });
 
+/** Every timestamp column: with its time zone, read as a Date. */
+const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+/** When the row was inserted, set by the database. */
+const createdAt = () => timestamptz('created_at').notNull().defaultNow();
+/** The session a row belongs to: deleting the session deletes the row. */
+const sessionRef = () =>
+  text('session_id')
+    .notNull()
+    .references(() => sessions.id, { onDelete: 'cascade' });
+
 export const sessions = pgTable(
   'sessions',
   {
@@ -37,8 +47,8 @@ export const sessions = pgTable(
     systemPrompt: text('system_prompt'),
     // A strictly increasing cursor key: created_at alone can tie.
     seq: bigserial('seq', { mode: 'number' }).notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
   },
   (t) => [index('sessions_user_seq_idx').on(t.userId, t.seq)],
 );
@@ -71,9 +81,7 @@ export const messages = pgTable(
   'messages',
   {
     id: text('id').primaryKey(),
-    sessionId: text('session_id')
-      .notNull()
-      .references(() => sessions.id, { onDelete: 'cascade' }),
+    sessionId: sessionRef(),
     turnId: text('turn_id'),
     role: text('role').$type<MessageRole>().notNull(),
     content: text('content').notNull(),
@@ -83,7 +91,7 @@ export const messages = pgTable(
     model: text('model'),
     metadata: jsonb('metadata').$type<MessageMetadata>().notNull().default({}),
     seq: bigserial('seq', { mode: 'number' }).notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdAt: createdAt(),
   },
   (t) => [
     uniqueIndex('messages_session_client_msg_uq')
@@ -121,9 +129,7 @@ export const turns = pgTable(
   'turns',
   {
     id: text('id').primaryKey(),
-    sessionId: text('session_id')
-      .notNull()
-      .references(() => sessions.id, { onDelete: 'cascade' }),
+    sessionId: sessionRef(),
     userId: text('user_id').notNull(),
     clientMsgId: text('client_msg_id').notNull(),
     requestHash: text('request_hash').notNull(),
@@ -141,8 +147,8 @@ export const turns = pgTable(
      * every instance on one database without a lock: two turns racing for a slot collide.
      */
     streamSlot: integer('stream_slot'),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
-    finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }),
+    createdAt: createdAt(),
+    finishedAt: timestamptz('finished_at'),
   },
   (t) => [
     uniqueIndex('turns_session_client_msg_uq').on(t.sessionId, t.clientMsgId),
@@ -175,7 +181,7 @@ export const turnFrames = pgTable(
 /** One row that `readyz` rewrites while writes are failing, to learn when they work again. */
 export const writeProbe = pgTable('write_probe', {
   id: integer('id').primaryKey(),
-  at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  at: timestamptz('at').notNull().defaultNow(),
 });
 
 /**
@@ -186,9 +192,7 @@ export const images = pgTable(
   'images',
   {
     id: text('id').primaryKey(),
-    sessionId: text('session_id')
-      .notNull()
-      .references(() => sessions.id, { onDelete: 'cascade' }),
+    sessionId: sessionRef(),
     messageId: text('message_id')
       .notNull()
       .references(() => messages.id, { onDelete: 'cascade' }),
@@ -196,7 +200,7 @@ export const images = pgTable(
     width: integer('width').notNull(),
     height: integer('height').notNull(),
     size: integer('size').notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdAt: createdAt(),
   },
   (t) => [index('images_session_idx').on(t.sessionId)],
 );
@@ -212,7 +216,7 @@ export const imageChunks = pgTable(
     imageId: text('image_id').notNull(),
     seq: integer('seq').notNull(),
     bytes: bytea('bytes').notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdAt: createdAt(),
   },
   (t) => [
     primaryKey({ columns: [t.imageId, t.seq] }),

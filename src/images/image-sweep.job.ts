@@ -1,10 +1,5 @@
-import {
-  type BeforeApplicationShutdown,
-  Inject,
-  Injectable,
-  Logger,
-  type OnApplicationBootstrap,
-} from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { IntervalJob } from '../common/interval-job.js';
 import { ImageStore } from './image-store.js';
 
 /** How often stored bytes are checked against the `images` rows. */
@@ -21,21 +16,22 @@ export const ORPHAN_GRACE_MS = 10 * 60_000;
  * replies (rows cascade), a crash between the bytes and the row, a failed removal.
  */
 @Injectable()
-export class ImageSweepJob implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class ImageSweepJob extends IntervalJob {
   private readonly logger = new Logger(ImageSweepJob.name);
-  private timer: NodeJS.Timeout | null = null;
   private running: Promise<number> | null = null;
 
-  constructor(@Inject(ImageStore) private readonly store: ImageStore) {}
-
-  onApplicationBootstrap(): void {
-    // Not awaited: a large folder must not hold up the boot.
-    void this.run();
-    this.timer = setInterval(() => void this.run(), SWEEP_EVERY_MS).unref();
+  constructor(@Inject(ImageStore) private readonly store: ImageStore) {
+    super();
   }
 
-  async beforeApplicationShutdown(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+  override onApplicationBootstrap(): void {
+    // Not awaited: a large folder must not hold up the boot.
+    void this.run();
+    this.every(SWEEP_EVERY_MS, () => this.run());
+  }
+
+  override async beforeApplicationShutdown(): Promise<void> {
+    super.beforeApplicationShutdown();
     await this.running;
   }
 

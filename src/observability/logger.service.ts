@@ -68,6 +68,14 @@ export function createPinoLogger(options: LogOptions): Logger {
 
 /** Nest's logger interface on pino: `new Logger(Context)` calls anywhere end up here. */
 export class AppLogger implements LoggerService {
+  // Nest's level methods, at pino's levels (Nest's `log` is pino's `info`, `verbose` is `trace`).
+  readonly log = this.at('info');
+  readonly error = this.at('error');
+  readonly warn = this.at('warn');
+  readonly debug = this.at('debug');
+  readonly verbose = this.at('trace');
+  readonly fatal = this.at('fatal');
+
   constructor(readonly pino: Logger) {}
 
   static forConfig(config: AppConfig, destination?: DestinationStream): AppLogger {
@@ -85,28 +93,8 @@ export class AppLogger implements LoggerService {
     );
   }
 
-  log(message: unknown, ...params: unknown[]): void {
-    this.write('info', message, params);
-  }
-
-  error(message: unknown, ...params: unknown[]): void {
-    this.write('error', message, params);
-  }
-
-  warn(message: unknown, ...params: unknown[]): void {
-    this.write('warn', message, params);
-  }
-
-  debug(message: unknown, ...params: unknown[]): void {
-    this.write('debug', message, params);
-  }
-
-  verbose(message: unknown, ...params: unknown[]): void {
-    this.write('trace', message, params);
-  }
-
-  fatal(message: unknown, ...params: unknown[]): void {
-    this.write('fatal', message, params);
+  private at(level: Level): (message: unknown, ...params: unknown[]) => void {
+    return (message, ...params) => this.write(level, message, params);
   }
 
   /** Nest appends the logger's context as the last string parameter. */

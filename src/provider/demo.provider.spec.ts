@@ -1,7 +1,7 @@
 import { inflateSync } from 'node:zlib';
 import { DEMO_FLAKY_IMAGE_MODEL, DemoProvider } from './demo.provider.js';
 import type { AspectRatio, ImageEvent, ImageRequest } from './image-provider.js';
-import { ProviderError, type ChatMessage } from './llm-provider.js';
+import { ProviderError, type ChatMessage, type ChatRequest } from './llm-provider.js';
 import { collect, iterate, textOf } from '../../test/harness/provider-calls.js';
 
 const signal = (): AbortSignal => new AbortController().signal;
@@ -69,15 +69,16 @@ describe('DemoProvider', () => {
     { role: 'system', content: 'You are helpful.' },
     { role: 'user', content: 'How do tides work?' },
   ];
+  const chat = (messages: ChatMessage[] = english, abort = signal()): ChatRequest => ({
+    model: 'demo/chat',
+    messages,
+    signal: abort,
+  });
 
   describe('streamChat', () => {
     it('streams a deterministic reply that echoes the topic, then one end chunk', async () => {
-      const first = await collect(
-        provider.streamChat({ model: 'demo/chat', messages: english, signal: signal() }),
-      );
-      const second = await collect(
-        provider.streamChat({ model: 'demo/chat', messages: english, signal: signal() }),
-      );
+      const first = await collect(provider.streamChat(chat()));
+      const second = await collect(provider.streamChat(chat()));
       expect(second).toEqual(first);
       expect(first.filter((c) => c.type === 'delta').length).toBeGreaterThan(10);
       expect(textOf(first)).toContain('How do tides work');
@@ -95,9 +96,7 @@ describe('DemoProvider', () => {
     });
 
     it('streams word by word', async () => {
-      const chunks = await collect(
-        provider.streamChat({ model: 'demo/chat', messages: english, signal: signal() }),
-      );
+      const chunks = await collect(provider.streamChat(chat()));
       for (const chunk of chunks.slice(1, -1)) {
         if (chunk.type === 'delta') expect(chunk.content).toMatch(/^\s?\S+$/);
       }
@@ -105,11 +104,7 @@ describe('DemoProvider', () => {
 
     it('answers in Chinese when the user writes Chinese', async () => {
       const chunks = await collect(
-        provider.streamChat({
-          model: 'demo/chat',
-          messages: [{ role: 'user', content: '介绍一下长城' }],
-          signal: signal(),
-        }),
+        provider.streamChat(chat([{ role: 'user', content: '介绍一下长城' }])),
       );
       const text = textOf(chunks);
       expect(text).toContain('长城');
@@ -118,23 +113,15 @@ describe('DemoProvider', () => {
 
     it('gives different ids to different conversations', async () => {
       const other = await collect(
-        provider.streamChat({
-          model: 'demo/chat',
-          messages: [{ role: 'user', content: 'Something else' }],
-          signal: signal(),
-        }),
+        provider.streamChat(chat([{ role: 'user', content: 'Something else' }])),
       );
-      const mine = await collect(
-        provider.streamChat({ model: 'demo/chat', messages: english, signal: signal() }),
-      );
+      const mine = await collect(provider.streamChat(chat()));
       expect(other.at(-1)).not.toEqual(mine.at(-1));
     });
 
     it('paces tokens by tokenDelayMs', async () => {
       const slow = new DemoProvider({ tokenDelayMs: 20, imageDelayMs: 0 });
-      const iterator = iterate(
-        slow.streamChat({ model: 'demo/chat', messages: english, signal: signal() }),
-      );
+      const iterator = iterate(slow.streamChat(chat()));
       const started = performance.now();
       await iterator.next();
       await iterator.next();
@@ -146,9 +133,7 @@ describe('DemoProvider', () => {
     it('stops promptly and throws aborted when the signal aborts mid-stream', async () => {
       const slow = new DemoProvider({ tokenDelayMs: 1000, imageDelayMs: 0 });
       const controller = new AbortController();
-      const iterator = iterate(
-        slow.streamChat({ model: 'demo/chat', messages: english, signal: controller.signal }),
-      );
+      const iterator = iterate(slow.streamChat(chat(english, controller.signal)));
       const pending = iterator.next();
       setTimeout(() => controller.abort(), 10);
       const started = performance.now();
@@ -160,9 +145,7 @@ describe('DemoProvider', () => {
       const controller = new AbortController();
       controller.abort();
       await expect(
-        collect(
-          provider.streamChat({ model: 'demo/chat', messages: english, signal: controller.signal }),
-        ),
+        collect(provider.streamChat(chat(english, controller.signal))),
       ).rejects.toMatchObject({ kind: 'aborted' });
     });
   });
@@ -172,43 +155,31 @@ describe('DemoProvider', () => {
       const messages: ChatMessage[] = [
         { role: 'user', content: 'Please draw me a red fox in the snow.' },
       ];
-      const prompt = await provider.complete({ model: 'demo/chat', messages, signal: signal() });
+      const prompt = await provider.complete(chat(messages));
       expect(prompt).toMatch(/^A detailed illustration of red fox in the snow, /);
-      expect(await provider.complete({ model: 'demo/chat', messages, signal: signal() })).toBe(
-        prompt,
-      );
+      expect(await provider.complete(chat(messages))).toBe(prompt);
     });
 
     it('prefers a "Subject:" line when the composer sends one', async () => {
-      const prompt = await provider.complete({
-        model: 'demo/chat',
-        messages: [{ role: 'user', content: 'Conversation: …\nSubject: 一只猫\nWrite a prompt.' }],
-        signal: signal(),
-      });
+      const prompt = await provider.complete(
+        chat([{ role: 'user', content: 'Conversation: …\nSubject: 一只猫\nWrite a prompt.' }]),
+      );
       expect(prompt).toContain('一只猫');
     });
 
     it('reads the subject from the prompt composer’s "Image request:" line', async () => {
-      const prompt = await provider.complete({
-        model: 'demo/chat',
-        messages: [
-          {
-            role: 'user',
-            content:
-              'Conversation so far:\nuser: hi\nassistant: hello\n\nImage request: a red kite',
-          },
-        ],
-        signal: signal(),
-      });
+      const content =
+        'Conversation so far:\nuser: hi\nassistant: hello\n\nImage request: a red kite';
+      const prompt = await provider.complete(chat([{ role: 'user', content }]));
       expect(prompt).toMatch(/^A detailed illustration of a red kite,/);
     });
 
     it('throws aborted for an aborted signal', async () => {
       const controller = new AbortController();
       controller.abort();
-      await expect(
-        provider.complete({ model: 'demo/chat', messages: english, signal: controller.signal }),
-      ).rejects.toBeInstanceOf(ProviderError);
+      await expect(provider.complete(chat(english, controller.signal))).rejects.toBeInstanceOf(
+        ProviderError,
+      );
     });
   });
 

@@ -4,6 +4,7 @@ import {
   FAKE_DEFAULT_COMPLETION,
   FAKE_PROMPT_TOKENS,
   startFakeUpstream,
+  type ChatScript,
   type FakeUpstream,
 } from '../../test/harness/fake-upstream.js';
 import {
@@ -78,6 +79,12 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
   beforeEach(() => upstream.reset());
 
   describe('streamChat', () => {
+    /** One chat stream, answered by the steps scripted for the model. */
+    const scripted = (...steps: ChatScript[]): AsyncIterable<ChatChunk> => {
+      upstream.script(MODEL, ...steps);
+      return provider.streamChat(chat());
+    };
+
     it('yields every delta, then one end chunk with usage and generation id', async () => {
       const chunks = await collect(provider.streamChat(chat()));
       expect(deltas(chunks)).toEqual(FAKE_DEFAULT_CHUNKS);
@@ -113,13 +120,9 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
     });
 
     it('ends with usage null when the upstream sends no usage chunk', async () => {
-      upstream.script(MODEL, {
-        kind: 'stream',
-        chunks: ['a', 'b'],
-        usage: false,
-        processingComments: false,
-      });
-      const chunks = await collect(provider.streamChat(chat()));
+      const chunks = await collect(
+        scripted({ kind: 'stream', chunks: ['a', 'b'], usage: false, processingComments: false }),
+      );
       expect(deltas(chunks)).toEqual(['a', 'b']);
       expect(chunks.at(-1)).toMatchObject({ type: 'end', usage: null });
     });
@@ -141,13 +144,9 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
     });
 
     it('throws transport, not end, when the stream closes without [DONE] or a finish reason', async () => {
-      upstream.script(MODEL, {
-        kind: 'stream',
-        chunks: ['a', 'b'],
-        done: false,
-        finishReason: false,
-      });
-      const { chunks, error } = await collectUntilError(provider.streamChat(chat()));
+      const { chunks, error } = await collectUntilError(
+        scripted({ kind: 'stream', chunks: ['a', 'b'], done: false, finishReason: false }),
+      );
       expect(deltas(chunks)).toEqual(['a', 'b']);
       expect(chunks.some((c) => c.type === 'end')).toBe(false);
       expect(error).toBeInstanceOf(ProviderError);
@@ -155,39 +154,29 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
     });
 
     it('maps a 200 HTML page to malformed', async () => {
-      upstream.script(MODEL, { kind: 'html-200' });
-      await expect(collect(provider.streamChat(chat()))).rejects.toMatchObject({
+      await expect(collect(scripted({ kind: 'html-200' }))).rejects.toMatchObject({
         kind: 'malformed',
       });
     });
 
     it('maps a non-2xx answer to a status error with the upstream code', async () => {
-      upstream.script(MODEL, {
-        kind: 'status',
-        status: 500,
-        code: 'upstream_down',
-        message: 'boom',
-      });
-      const { chunks, error } = await collectUntilError(provider.streamChat(chat()));
+      const { chunks, error } = await collectUntilError(
+        scripted({ kind: 'status', status: 500, code: 'upstream_down', message: 'boom' }),
+      );
       expect(chunks).toEqual([]);
       expect(error).toBeInstanceOf(ProviderError);
       expect(error).toMatchObject({ kind: 'status', status: 500, code: 'upstream_down' });
     });
 
     it('reports a status error without a code as code null', async () => {
-      upstream.script(MODEL, { kind: 'status', status: 429 });
-      const { error } = await collectUntilError(provider.streamChat(chat()));
+      const { error } = await collectUntilError(scripted({ kind: 'status', status: 429 }));
       expect(error).toMatchObject({ kind: 'status', status: 429, code: null });
     });
 
     it('maps an error chunk mid-stream to a stream error, keeping the deltas before it', async () => {
-      upstream.script(MODEL, {
-        kind: 'error-chunk',
-        afterChunks: 2,
-        code: 502,
-        message: 'Provider died',
-      });
-      const { chunks, error } = await collectUntilError(provider.streamChat(chat()));
+      const { chunks, error } = await collectUntilError(
+        scripted({ kind: 'error-chunk', afterChunks: 2, code: 502, message: 'Provider died' }),
+      );
       expect(deltas(chunks)).toEqual(FAKE_DEFAULT_CHUNKS.slice(0, 2));
       expect(chunks.some((c) => c.type === 'end')).toBe(false);
       expect(error).toBeInstanceOf(ProviderError);
@@ -195,8 +184,7 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
     });
 
     it('maps a socket cut mid-stream to a transport error', async () => {
-      upstream.script(MODEL, { kind: 'cut', afterChunks: 2 });
-      const { chunks, error } = await collectUntilError(provider.streamChat(chat()));
+      const { chunks, error } = await collectUntilError(scripted({ kind: 'cut', afterChunks: 2 }));
       expect(deltas(chunks)).toEqual(FAKE_DEFAULT_CHUNKS.slice(0, 2));
       expect(error).toMatchObject({ kind: 'transport' });
     });
@@ -213,22 +201,19 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
     });
 
     it('sends the request again once when the connection drops before any response byte', async () => {
-      upstream.script(MODEL, { kind: 'reset' }, { kind: 'stream' });
-      const chunks = await collect(provider.streamChat(chat()));
+      const chunks = await collect(scripted({ kind: 'reset' }, { kind: 'stream' }));
       expect(deltas(chunks)).toEqual(FAKE_DEFAULT_CHUNKS);
       expect(upstream.requests).toHaveLength(2);
     });
 
     it('gives up after one resend and reports transport', async () => {
-      upstream.script(MODEL, { kind: 'reset' });
-      const { error } = await collectUntilError(provider.streamChat(chat()));
+      const { error } = await collectUntilError(scripted({ kind: 'reset' }));
       expect(error).toMatchObject({ kind: 'transport' });
       expect(upstream.requests).toHaveLength(2);
     });
 
     it('does not resend once the upstream has answered', async () => {
-      upstream.script(MODEL, { kind: 'cut', afterChunks: 0 });
-      const { error } = await collectUntilError(provider.streamChat(chat()));
+      const { error } = await collectUntilError(scripted({ kind: 'cut', afterChunks: 0 }));
       expect(error).toMatchObject({ kind: 'transport' });
       expect(upstream.requests).toHaveLength(1);
     });
@@ -278,8 +263,7 @@ describe('OpenAiCompatibleProvider against the fake upstream', () => {
     });
 
     it('closes the upstream socket when the consumer stops early', async () => {
-      upstream.script(MODEL, { kind: 'stream', delayMs: 300 });
-      for await (const chunk of provider.streamChat(chat())) {
+      for await (const chunk of scripted({ kind: 'stream', delayMs: 300 })) {
         expect(chunk).toEqual({ type: 'delta', content: 'Hello' });
         break;
       }

@@ -31,6 +31,32 @@ function firstMessage(body: unknown): JsonObject | null {
   return isObject(choice) && isObject(choice['message']) ? choice['message'] : null;
 }
 
+/**
+ * One non-streamed `/chat/completions` call: the answer and its first message, or the
+ * ProviderError it amounts to. A 200 HTML page or JSON that is not a completion is `malformed`
+ * (a broken answer, not an empty one).
+ */
+async function completion(
+  signal: AbortSignal,
+  send: () => Promise<unknown>,
+): Promise<{ body: unknown; message: JsonObject }> {
+  let body: unknown;
+  try {
+    body = await send();
+  } catch (error) {
+    throw toProviderError(error, signal);
+  }
+  throwIfErrorBody(body);
+  const message = firstMessage(body);
+  if (message === null) {
+    throw new ProviderError(
+      'malformed',
+      `Upstream answered 200 without a completion message: ${describeBody(body)}`,
+    );
+  }
+  return { body, message };
+}
+
 function imageUrlsOf(message: JsonObject): string[] {
   const images = message['images'];
   if (!Array.isArray(images)) return [];
@@ -220,25 +246,14 @@ export class OpenAiCompatibleProvider implements LlmProvider, ImageProvider {
 
   async complete(request: ChatRequest): Promise<string> {
     const { model, messages, signal } = request;
-    let body: unknown;
-    try {
-      body = await retryDroppedConnection(signal, () =>
+    const { message } = await completion(signal, () =>
+      retryDroppedConnection(signal, () =>
         this.client.chat.completions.create(
           { model, messages: toSdkMessages(messages), stream: false, ...this.maxTokens },
           { signal },
         ),
-      );
-    } catch (error) {
-      throw toProviderError(error, signal);
-    }
-    throwIfErrorBody(body);
-    const message = firstMessage(body);
-    if (message === null) {
-      throw new ProviderError(
-        'malformed',
-        `Upstream answered without a message: ${describeBody(body)}`,
-      );
-    }
+      ),
+    );
     const content = message['content'];
     return typeof content === 'string' ? content : '';
   }
@@ -259,22 +274,10 @@ export class OpenAiCompatibleProvider implements LlmProvider, ImageProvider {
       modalities: ['image', 'text'],
       ...(aspectRatio === null ? {} : { image_config: { aspect_ratio: aspectRatio } }),
     };
-    let response: unknown;
-    try {
-      // The SDK's chat types know neither `modalities` nor `images`, so this goes through `post`.
-      response = await this.client.post<unknown>('/chat/completions', { body, signal });
-    } catch (error) {
-      throw toProviderError(error, signal);
-    }
-    throwIfErrorBody(response);
-    // A 200 HTML page or JSON that is not a completion is a broken answer, not "no image".
-    const message = firstMessage(response);
-    if (message === null) {
-      throw new ProviderError(
-        'malformed',
-        `Upstream answered 200 without a completion: ${describeBody(response)}`,
-      );
-    }
+    // The SDK's chat types know neither `modalities` nor `images`, so this goes through `post`.
+    const { body: response, message } = await completion(signal, () =>
+      this.client.post<unknown>('/chat/completions', { body, signal }),
+    );
     const id = isObject(response) ? response['id'] : null;
     yield {
       type: 'result',

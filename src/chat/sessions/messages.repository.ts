@@ -86,13 +86,8 @@ export class MessagesRepository {
 
   /** Newest first, one extra row to tell if a next page exists. */
   list(sessionId: string, limit: number, beforeSeq: number | null): Promise<MessageRow[]> {
-    const page = newestFirst(messages.seq, eq(messages.sessionId, sessionId), beforeSeq);
-    return this.database.db
-      .select()
-      .from(messages)
-      .where(page.where)
-      .orderBy(page.orderBy)
-      .limit(limit + 1);
+    const query = this.database.db.select().from(messages).$dynamic();
+    return newestFirst(query, messages.seq, eq(messages.sessionId, sessionId), limit, beforeSeq);
   }
 
   async find(sessionId: string, messageId: string): Promise<MessageRow | null> {

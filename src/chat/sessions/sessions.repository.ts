@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import { DatabaseClient, type Executor } from '../../database/database.client.js';
 import { newestFirst } from '../../database/paging.js';
+import { byPlaceholders } from '../../database/placeholders.js';
 import { sessions } from '../../database/schema.js';
 
 export type SessionRow = typeof sessions.$inferSelect;
@@ -15,9 +16,7 @@ export class SessionsRepository {
     this.ownedQuery = database.db
       .select()
       .from(sessions)
-      .where(
-        and(eq(sessions.id, sql.placeholder('id')), eq(sessions.userId, sql.placeholder('userId'))),
-      )
+      .where(byPlaceholders({ id: sessions.id, userId: sessions.userId }))
       .prepare('session_owned');
   }
 
@@ -39,13 +38,8 @@ export class SessionsRepository {
 
   /** Newest first; `beforeSeq` is the cursor. Fetches one extra row to tell if a next page exists. */
   list(userId: string, limit: number, beforeSeq: number | null): Promise<SessionRow[]> {
-    const page = newestFirst(sessions.seq, eq(sessions.userId, userId), beforeSeq);
-    return this.database.db
-      .select()
-      .from(sessions)
-      .where(page.where)
-      .orderBy(page.orderBy)
-      .limit(limit + 1);
+    const query = this.database.db.select().from(sessions).$dynamic();
+    return newestFirst(query, sessions.seq, eq(sessions.userId, userId), limit, beforeSeq);
   }
 
   /** Marks the session as active now (a turn started in it). */

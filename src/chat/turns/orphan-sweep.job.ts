@@ -1,10 +1,5 @@
-import {
-  type BeforeApplicationShutdown,
-  Inject,
-  Injectable,
-  Logger,
-  type OnApplicationBootstrap,
-} from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { IntervalJob } from '../../common/interval-job.js';
 import { DatabaseClient } from '../../database/database.client.js';
 import { type AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
@@ -25,11 +20,8 @@ const RELEASED_SWEEP_MS = 1_000;
  * {@link RELEASED_SWEEP_MS}; frame logs past RESUME_WINDOW_MS are dropped (memory and table).
  */
 @Injectable()
-export class OrphanSweepJob implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class OrphanSweepJob extends IntervalJob {
   private readonly logger = new Logger(OrphanSweepJob.name);
-  private timer: NodeJS.Timeout | null = null;
-
-  private releasedTimer: NodeJS.Timeout | null = null;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -37,17 +29,14 @@ export class OrphanSweepJob implements OnApplicationBootstrap, BeforeApplication
     private readonly frames: TurnFramesRepository,
     private readonly hub: TurnHubService,
     private readonly database: DatabaseClient,
-  ) {}
-
-  async onApplicationBootstrap(): Promise<void> {
-    await this.run();
-    this.timer = setInterval(() => void this.run(), ORPHAN_SWEEP_MS).unref();
-    this.releasedTimer = setInterval(() => void this.endReleased(), RELEASED_SWEEP_MS).unref();
+  ) {
+    super();
   }
 
-  beforeApplicationShutdown(): void {
-    if (this.timer) clearInterval(this.timer);
-    if (this.releasedTimer) clearInterval(this.releasedTimer);
+  override async onApplicationBootstrap(): Promise<void> {
+    await this.run();
+    this.every(ORPHAN_SWEEP_MS, () => this.run());
+    this.every(RELEASED_SWEEP_MS, () => this.endReleased());
   }
 
   /** Ends the turns this process gave up (no statement at all while there are none). */
@@ -67,7 +56,7 @@ export class OrphanSweepJob implements OnApplicationBootstrap, BeforeApplication
       // Only PostgreSQL holds frame logs (PGlite writes none) or other processes' turns.
       if (this.database.kind === 'postgres') {
         await this.frames.deleteExpired(this.config.resumeWindowMs);
-      } else if (this.timer) {
+      } else if (this.scheduled) {
         return;
       }
       const interrupted = await this.turns.interruptOrphaned();

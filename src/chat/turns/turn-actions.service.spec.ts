@@ -111,24 +111,38 @@ const run = (frames$: Observable<Frame>): Promise<Frame[]> =>
   lastValueFrom(frames$.pipe(toArray()));
 const typesOf = (frames: Frame[]): string[] => frames.map((frame) => frame.type);
 
+/** Plays one turn of `actionType` to its end: its frames, its run and what the doubles saw. */
+async function play(
+  actionType: TurnRun['actionType'],
+  replies: Observable<ReplyEvent>[],
+  drawing: Observable<ImageGenEvent>,
+  request: Partial<TurnRequestDto> = {},
+) {
+  const seen = doubles(replies, drawing);
+  const turn = live(actionType, request);
+  const frames = await run(seen.actions.frames$(turn));
+  return { ...seen, turn, frames, types: typesOf(frames) };
+}
+
 describe('TurnActionsService', () => {
   it('reply_text: meta → delta+ → done, and the run holds the complete text', async () => {
-    const { actions } = doubles([of(...reply('Hel', 'lo'))], of());
-    const turn = live('reply_text');
-    const frames = await run(actions.frames$(turn));
+    const { types, turn } = await play('reply_text', [of(...reply('Hel', 'lo'))], of());
 
-    expect(typesOf(frames)).toEqual(['meta', 'delta', 'delta', 'done']);
+    expect(types).toEqual(['meta', 'delta', 'delta', 'done']);
     expect(turn.run.rows('cancelled')).toEqual([
       expect.objectContaining({ content: 'Hello', status: 'complete', model: 'chat-model' }),
     ]);
   });
 
   it('reply_text_image: the image (with its preview) follows done, stored before its frame', async () => {
-    const { actions, saved, drawRequests } = doubles([of(...reply('A fox.'))], of(...drawn));
-    const turn = live('reply_text_image', { image: { force: true, partial_images: 1 } });
-    const frames = await run(actions.frames$(turn));
+    const { frames, types, saved, drawRequests } = await play(
+      'reply_text_image',
+      [of(...reply('A fox.'))],
+      of(...drawn),
+      { image: { force: true, partial_images: 1 } },
+    );
 
-    expect(typesOf(frames)).toEqual([
+    expect(types).toEqual([
       'meta',
       'delta',
       'done',
@@ -150,11 +164,9 @@ describe('TurnActionsService', () => {
   });
 
   it('reply_image success: image_pending(X) → attempt → meta(X) → image(X) → done(X)', async () => {
-    const { actions, replyContexts } = doubles([], of(...drawn));
-    const turn = live('reply_image');
-    const frames = await run(actions.frames$(turn));
+    const { frames, types, turn, replyContexts } = await play('reply_image', [], of(...drawn));
 
-    expect(typesOf(frames)).toEqual([
+    expect(types).toEqual([
       'image_pending',
       'image_attempt',
       'image_partial',
@@ -169,11 +181,13 @@ describe('TurnActionsService', () => {
   });
 
   it('reply_image failure: image_failed(X), then a text reply Y ≠ X carrying the diagnostic', async () => {
-    const { actions, replyContexts } = doubles([of(...reply('Sorry.'))], of(...failedDrawing));
-    const turn = live('reply_image');
-    const frames = await run(actions.frames$(turn));
+    const { frames, types, turn, replyContexts } = await play(
+      'reply_image',
+      [of(...reply('Sorry.'))],
+      of(...failedDrawing),
+    );
 
-    expect(typesOf(frames)).toEqual([
+    expect(types).toEqual([
       'image_pending',
       'image_attempt',
       'image_failed',

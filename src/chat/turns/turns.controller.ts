@@ -15,7 +15,6 @@ import {
 import {
   ApiBearerAuth,
   ApiBody,
-  ApiHeader,
   ApiOperation,
   ApiQuery,
   ApiResponse,
@@ -27,7 +26,7 @@ import { ApiError } from '../../common/api-error.js';
 import { AuthGuard } from '../../auth/auth.guard.js';
 import { CurrentUser } from '../../auth/current-user.decorator.js';
 import { ApiErrorResponses } from '../../common/api-error-responses.decorator.js';
-import { frameOpenApi } from '../../contract/index.js';
+import { ApiFrameStream } from './api-frame-stream.decorator.js';
 import { StopResultDto } from './dto/stop-result.dto.js';
 import { TurnRequestDto } from './dto/turn-request.dto.js';
 import type { SseMessage } from './frames.js';
@@ -56,18 +55,10 @@ export class TurnsController {
       'image_attempt, image, image_failed, final, error. See docs/api-reference.md for the orders.',
   })
   @ApiBody({ type: TurnRequestDto })
-  @ApiHeader({
-    name: 'Last-Event-ID',
-    required: false,
-    description:
-      "Reconnect (api-reference §8a): attach to this key's turn after this frame id instead of 409.",
-  })
-  @ApiResponse({
-    status: 200,
-    description:
-      'The turn stream: `id: <n>` and `data: <frame JSON>` per event, `: ping` comments.',
-    content: { 'text/event-stream': { schema: frameOpenApi().eventStream } },
-  })
+  @ApiFrameStream(
+    'The turn stream: `id: <n>` and `data: <frame JSON>` per event, `: ping` comments.',
+    "Reconnect (api-reference §8a): attach to this key's turn after this frame id instead of 409.",
+  )
   @ApiErrorResponses({
     400: '`invalid_payload`',
     401: '`unauthorized`',
@@ -99,13 +90,11 @@ export class TurnsController {
       'any instance. A client that does not read is cut (the connection closes without a ' +
       'terminal frame) once too far behind; it resumes from its last id.',
   })
-  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'The last frame id seen.' })
+  @ApiFrameStream(
+    'The turn stream from the cursor on (`: ping` comments in between).',
+    'The last frame id seen.',
+  )
   @ApiQuery({ name: 'after', required: false, type: Number, description: 'As Last-Event-ID.' })
-  @ApiResponse({
-    status: 200,
-    description: 'The turn stream from the cursor on (`: ping` comments in between).',
-    content: { 'text/event-stream': { schema: frameOpenApi().eventStream } },
-  })
   @ApiErrorResponses({
     400: '`invalid_payload` (bad cursor)',
     401: '`unauthorized`',

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { and, eq, inArray, type SQL, sql } from 'drizzle-orm';
 import { DatabaseClient } from '../../database/database.client.js';
+import { byPlaceholders } from '../../database/placeholders.js';
 import { turnFrames, turns, type TurnError, type TurnStatus } from '../../database/schema.js';
 import { MessagesRepository, type NewMessage } from '../sessions/messages.repository.js';
 import { SessionsRepository } from '../sessions/sessions.repository.js';
@@ -88,12 +89,7 @@ export class TurnsRepository {
     this.byKeyQuery = database.db
       .select()
       .from(turns)
-      .where(
-        and(
-          eq(turns.sessionId, sql.placeholder('sessionId')),
-          eq(turns.clientMsgId, sql.placeholder('clientMsgId')),
-        ),
-      )
+      .where(byPlaceholders({ sessionId: turns.sessionId, clientMsgId: turns.clientMsgId }))
       .prepare('turn_by_key');
   }
 
