@@ -110,18 +110,26 @@ export class PostgresProbe {
   /**
    * Transactions of database `name` so far, committed and rolled back: a statement that fails
    * (e.g. a unique violation retried by the caller) is a round trip `pg_stat_statements` does
-   * not count, but it is a rollback here.
+   * not count, but it is a rollback here. `sessions`: connections opened to it (each one a new
+   * backend that warms its caches: a pool that drops connections shows here).
    */
-  async transactions(name: string): Promise<{ commits: number; rollbacks: number }> {
+  async transactions(
+    name: string,
+  ): Promise<{ commits: number; rollbacks: number; sessions: number }> {
     return withClient(this.adminUrl, async (client) => {
       // The statistics are cached per transaction of the reading backend: a fresh snapshot.
       await client.query('SELECT pg_stat_clear_snapshot()');
-      const { rows } = await client.query<{ commits: string; rollbacks: string }>(
-        `SELECT xact_commit::text AS commits, xact_rollback::text AS rollbacks
+      const { rows } = await client.query<{ commits: string; rollbacks: string; sessions: string }>(
+        `SELECT xact_commit::text AS commits, xact_rollback::text AS rollbacks,
+           sessions::text AS sessions
          FROM pg_stat_database WHERE datname = $1`,
         [name],
       );
-      return { commits: Number(rows[0]?.commits), rollbacks: Number(rows[0]?.rollbacks) };
+      return {
+        commits: Number(rows[0]?.commits),
+        rollbacks: Number(rows[0]?.rollbacks),
+        sessions: Number(rows[0]?.sessions),
+      };
     });
   }
 

@@ -221,6 +221,8 @@ interface PostgresLevel {
   /** Transactions per turn from `pg_stat_database`; rollbacks are failed statements. */
   readonly commitsPerTurn: number;
   readonly rollbacksPerTurn: number;
+  /** Connections opened to the database per turn (`pg_stat_database.sessions`). */
+  readonly connectionsPerTurn: number;
 }
 
 /** Forced `reply_text_image` turns one at a time: request sent → `image` frame received. */
@@ -857,6 +859,7 @@ class Bench {
           : NaN,
         commitsPerTurn: (xacts.commits - (xactsBefore?.commits ?? NaN)) / turns,
         rollbacksPerTurn: (xacts.rollbacks - (xactsBefore?.rollbacks ?? NaN)) / turns,
+        connectionsPerTurn: (xacts.sessions - (xactsBefore?.sessions ?? NaN)) / turns,
       };
     }
     const peak = child.memory().hwmKiB;
@@ -970,6 +973,7 @@ function table(
       ['DB statements / turn', (r) => r.postgres?.statementsPerTurn],
       ['DB execution ms / turn (pg_stat_statements)', (r) => r.postgres?.execMsPerTurn],
       ['DB rollbacks (failed statements) / turn', (r) => r.postgres?.rollbacksPerTurn],
+      ['DB connections opened / turn', (r) => r.postgres?.connectionsPerTurn],
     );
   }
   // Every system against the floor; the Easel variants against the peer too; after against
