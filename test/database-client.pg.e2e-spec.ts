@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import type { QueryResult } from 'pg';
 import { DatabaseClient, IN_MEMORY } from '../src/database/database.client.js';
 import { freshDatabase } from './harness/app.js';
 
@@ -22,8 +23,9 @@ afterAll(async () => {
 });
 
 async function backendPid(): Promise<number> {
-  const { rows } = await database.db.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`);
-  return rows[0].pid;
+  // On PostgreSQL, drizzle's `execute` answers the driver's own result.
+  const result = await database.db.execute(sql`select pg_backend_pid() as pid`);
+  return (result as unknown as QueryResult<{ pid: number }>).rows[0].pid;
 }
 
 it('keeps the connection of a statement the server refused', async () => {
