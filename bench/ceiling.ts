@@ -8,7 +8,7 @@ import type { Agent } from 'node:http';
 import type { Child } from './children.js';
 import { Recorder, runStream, type StreamSpec } from './client.js';
 import { nowUs } from './ipc.js';
-import { type PostgresProbe, statementsPer } from './postgres.js';
+import { type PostgresProbe, type StatementCounts, statementsPer } from './postgres.js';
 import type { Progress } from './progress.js';
 
 /** The part of a running system the loop needs (see `Sut` in run.ts). */
@@ -65,8 +65,8 @@ export async function ceilingStep(
   let turns = 0;
   let failed = 0;
   const database = sut.database?.name ?? null;
-  const statementsBefore =
-    postgres && database ? await postgres.statementCounts(database) : new Map<string, number>();
+  const statementsBefore: StatementCounts =
+    postgres && database ? await postgres.statementCounts(database) : new Map();
   const pgStart = postgres?.cpuMs() ?? NaN;
   const start = await sut.child.stats(false);
   const mainStart = sut.child.mainThreadCpuMs();

@@ -38,8 +38,11 @@ export async function freshPostgres(adminUrl: string): Promise<FreshDatabase> {
   };
 }
 
-/** Calls per normalised statement text. */
-export type StatementCounts = ReadonlyMap<string, number>;
+/** Calls and execution time per normalised statement text. */
+export type StatementCounts = ReadonlyMap<
+  string,
+  { readonly calls: number; readonly execMs: number }
+>;
 
 /**
  * What the server knows about its own work: statement counts (`pg_stat_statements`, when the
@@ -77,21 +80,28 @@ export class PostgresProbe {
    * Calls so far of each statement the clients of database `name` sent (empty without the
    * extension). Top level only: with `pg_stat_statements.track=all` the foreign-key checks run
    * inside an INSERT are counted too, but they are no round trips. Multi-row INSERTs that
-   * differ only in their number of rows count as one statement.
+   * differ only in their number of rows count as one statement. The execution time (planning
+   * not included) is the database's own: unlike the server's CPU, other clients of a shared
+   * server do not land in it.
    */
   async statementCounts(name: string): Promise<StatementCounts> {
     if (!this.statements) return new Map();
     return withClient(this.adminUrl, async (client) => {
-      const { rows } = await client.query<{ query: string; calls: string }>(
-        `SELECT query, sum(calls)::text AS calls FROM pg_stat_statements
+      const { rows } = await client.query<{ query: string; calls: string; exec_ms: number }>(
+        `SELECT query, sum(calls)::text AS calls, sum(total_exec_time) AS exec_ms
+         FROM pg_stat_statements
          WHERE toplevel AND dbid = (SELECT oid FROM pg_database WHERE datname = $1)
          GROUP BY query`,
         [name],
       );
-      const counts = new Map<string, number>();
+      const counts = new Map<string, { calls: number; execMs: number }>();
       for (const row of rows) {
         const query = row.query.replace(/(\([$\d, ]+\))(, \([$\d, ]+\))+/g, '$1, …');
-        counts.set(query, (counts.get(query) ?? 0) + Number(row.calls));
+        const known = counts.get(query) ?? { calls: 0, execMs: 0 };
+        counts.set(query, {
+          calls: known.calls + Number(row.calls),
+          execMs: known.execMs + Number(row.exec_ms),
+        });
       }
       return counts;
     });
@@ -100,18 +110,26 @@ export class PostgresProbe {
   /**
    * Transactions of database `name` so far, committed and rolled back: a statement that fails
    * (e.g. a unique violation retried by the caller) is a round trip `pg_stat_statements` does
-   * not count, but it is a rollback here.
+   * not count, but it is a rollback here. `sessions`: connections opened to it (each one a new
+   * backend that warms its caches: a pool that drops connections shows here).
    */
-  async transactions(name: string): Promise<{ commits: number; rollbacks: number }> {
+  async transactions(
+    name: string,
+  ): Promise<{ commits: number; rollbacks: number; sessions: number }> {
     return withClient(this.adminUrl, async (client) => {
       // The statistics are cached per transaction of the reading backend: a fresh snapshot.
       await client.query('SELECT pg_stat_clear_snapshot()');
-      const { rows } = await client.query<{ commits: string; rollbacks: string }>(
-        `SELECT xact_commit::text AS commits, xact_rollback::text AS rollbacks
+      const { rows } = await client.query<{ commits: string; rollbacks: string; sessions: string }>(
+        `SELECT xact_commit::text AS commits, xact_rollback::text AS rollbacks,
+           sessions::text AS sessions
          FROM pg_stat_database WHERE datname = $1`,
         [name],
       );
-      return { commits: Number(rows[0]?.commits), rollbacks: Number(rows[0]?.rollbacks) };
+      return {
+        commits: Number(rows[0]?.commits),
+        rollbacks: Number(rows[0]?.rollbacks),
+        sessions: Number(rows[0]?.sessions),
+      };
     });
   }
 
@@ -146,11 +164,13 @@ export function statementsPer(
   before: StatementCounts,
   after: StatementCounts,
   per: number,
-): Array<{ query: string; perTurn: number }> {
-  const rows: Array<{ query: string; perTurn: number }> = [];
-  for (const [query, calls] of after) {
-    const added = calls - (before.get(query) ?? 0);
-    if (added > 0) rows.push({ query, perTurn: added / per });
+): Array<{ query: string; perTurn: number; execMsPerTurn: number }> {
+  const rows: Array<{ query: string; perTurn: number; execMsPerTurn: number }> = [];
+  for (const [query, { calls, execMs }] of after) {
+    const earlier = before.get(query) ?? { calls: 0, execMs: 0 };
+    const added = calls - earlier.calls;
+    if (added > 0)
+      rows.push({ query, perTurn: added / per, execMsPerTurn: (execMs - earlier.execMs) / per });
   }
   return rows.sort((a, b) => b.perTurn - a.perTurn);
 }

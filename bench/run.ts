@@ -211,10 +211,18 @@ interface PostgresLevel {
   readonly cpuMsPer1000Deltas: number;
   /** From `pg_stat_statements` (NaN without it): every statement of the database, per turn. */
   readonly statementsPerTurn: number;
-  readonly statements: ReadonlyArray<{ readonly query: string; readonly perTurn: number }>;
+  readonly statements: ReadonlyArray<{
+    readonly query: string;
+    readonly perTurn: number;
+    readonly execMsPerTurn: number;
+  }>;
+  /** `pg_stat_statements` execution time of the database's statements (planning excluded). */
+  readonly execMsPerTurn: number;
   /** Transactions per turn from `pg_stat_database`; rollbacks are failed statements. */
   readonly commitsPerTurn: number;
   readonly rollbacksPerTurn: number;
+  /** Connections opened to the database per turn (`pg_stat_database.sessions`). */
+  readonly connectionsPerTurn: number;
 }
 
 /** Forced `reply_text_image` turns one at a time: request sent → `image` frame received. */
@@ -846,8 +854,12 @@ class Bench {
           ? statements.reduce((sum, row) => sum + row.perTurn, 0)
           : NaN,
         statements,
+        execMsPerTurn: this.postgres.statements
+          ? statements.reduce((sum, row) => sum + row.execMsPerTurn, 0)
+          : NaN,
         commitsPerTurn: (xacts.commits - (xactsBefore?.commits ?? NaN)) / turns,
         rollbacksPerTurn: (xacts.rollbacks - (xactsBefore?.rollbacks ?? NaN)) / turns,
+        connectionsPerTurn: (xacts.sessions - (xactsBefore?.sessions ?? NaN)) / turns,
       };
     }
     const peak = child.memory().hwmKiB;
@@ -959,7 +971,9 @@ function table(
         (r) => (r.postgres ? r.cpu.msPer1000Deltas + r.postgres.cpuMsPer1000Deltas : undefined),
       ],
       ['DB statements / turn', (r) => r.postgres?.statementsPerTurn],
+      ['DB execution ms / turn (pg_stat_statements)', (r) => r.postgres?.execMsPerTurn],
       ['DB rollbacks (failed statements) / turn', (r) => r.postgres?.rollbacksPerTurn],
+      ['DB connections opened / turn', (r) => r.postgres?.connectionsPerTurn],
     );
   }
   // Every system against the floor; the Easel variants against the peer too; after against
@@ -1048,14 +1062,16 @@ function statementTable(results: readonly LevelResult[], streams: number): strin
   const short = (query: string): string =>
     query.replace(/\s+/g, ' ').slice(0, 90).replaceAll('|', '\\|');
   const lines = [
-    `Statements per turn at ${streams} streams (pg_stat_statements):\n`,
+    `Statements per turn at ${streams} streams, and their mean execution time (pg_stat_statements):\n`,
     `| statement | ${pg.map((r) => r.system).join(' | ')} |`,
     `|---|${pg.map(() => '--:').join('|')}|`,
   ];
   for (const query of queries) {
     const cells = pg.map((r) => {
       const found = r.postgres?.statements.find((s) => s.query === query);
-      return found ? found.perTurn.toFixed(2) : '—';
+      return found
+        ? `${found.perTurn.toFixed(2)} (${(found.execMsPerTurn / found.perTurn).toFixed(3)} ms)`
+        : '—';
     });
     lines.push(`| \`${short(query)}\` | ${cells.join(' | ')} |`);
   }

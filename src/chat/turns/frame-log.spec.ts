@@ -1,5 +1,5 @@
 import { lastValueFrom, toArray } from 'rxjs';
-import { FrameLog, type LoggedFrame } from './frame-log.js';
+import { FrameLog, type LoggedFrame, PERSIST_BATCH_MS } from './frame-log.js';
 import { deltaFrame, finalFrame, metaFrame } from './frames.js';
 
 const ids = (frames: readonly LoggedFrame[]): number[] => frames.map((frame) => frame.id);
@@ -53,6 +53,22 @@ describe('FrameLog', () => {
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(seen).toEqual([1, 2, 3]);
     expect(written.flat()).toEqual([1, 2, 3]);
+  });
+
+  it('a persisted log writes the frames of one batch window in one write', async () => {
+    const log = new FrameLog();
+    const written: number[][] = [];
+    log.persist(async (batch) => {
+      written.push(ids(batch));
+    });
+    log.append(deltaFrame('m', 'a'));
+    log.append(deltaFrame('m', 'b'));
+    log.append(deltaFrame('m', 'c'));
+    expect(written).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, PERSIST_BATCH_MS + 20));
+    log.append(deltaFrame('m', 'd'));
+    await new Promise((resolve) => setTimeout(resolve, PERSIST_BATCH_MS + 20));
+    expect(written).toEqual([[1, 2, 3], [4]]);
   });
 
   it('close() ends every follower without a terminal frame', async () => {

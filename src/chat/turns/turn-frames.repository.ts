@@ -13,22 +13,33 @@ const READ_LIMIT = 500;
  */
 @Injectable()
 export class TurnFramesRepository {
-  constructor(private readonly database: DatabaseClient) {}
+  /**
+   * Written every batch of every persisted turn, so one constant statement, prepared once per
+   * connection: a batch is three array parameters (not one per column per row), and neither
+   * the query nor its text is rebuilt.
+   */
+  private readonly appendQuery;
+
+  constructor(private readonly database: DatabaseClient) {
+    this.appendQuery = database.db
+      .insert(turnFrames)
+      .select(
+        sql`SELECT ${sql.placeholder('turnId')}::text, * FROM unnest(${sql.placeholder('ids')}::int[],
+          ${sql.placeholder('jsons')}::text[], ${sql.placeholder('terminals')}::bool[])`,
+      )
+      .onConflictDoNothing()
+      .prepare('turn_frames_append');
+  }
 
   /** One INSERT per batch; a batch written twice (a retry) changes nothing. */
   async append(turnId: string, frames: readonly LoggedFrame[]): Promise<void> {
     if (frames.length === 0) return;
-    await this.database.db
-      .insert(turnFrames)
-      .values(
-        frames.map((frame) => ({
-          turnId,
-          id: frame.id,
-          json: frame.json,
-          terminal: frame.terminal,
-        })),
-      )
-      .onConflictDoNothing();
+    await this.appendQuery.execute({
+      turnId,
+      ids: frames.map((frame) => frame.id),
+      jsons: frames.map((frame) => frame.json),
+      terminals: frames.map((frame) => frame.terminal),
+    });
   }
 
   /** The stored frames with id > `after`, in order. */
