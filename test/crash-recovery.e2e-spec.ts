@@ -61,7 +61,7 @@ it('marks turns a SIGKILLed server left running as interrupted, and runs them ag
   const token = await first.token();
   const alice = userClient(first.baseUrl, token);
   const [sessionA, sessionB] = await Promise.all([alice.session(), alice.session()]);
-  // Keys in A, B order: turnStates() lists them so.
+  // turnStates() orders by key: these keys sort A before B.
   const bodyA = { content: 'question A', client_msg_id: clientMsgId('crash-a') };
   const bodyB = { content: 'question B', client_msg_id: clientMsgId('crash-b') };
   const turnA = openTurn(alice, sessionA, bodyA);

@@ -17,6 +17,7 @@ const suite = useUpstream({
   SSE_HEARTBEAT_MS: '100',
   MAX_STREAMS_PER_USER: '3',
 });
+
 describe('reply_text', () => {
   it('streams meta → delta+ → done → final with ids counting from 1', async () => {
     const sessionId = await suite.session();
