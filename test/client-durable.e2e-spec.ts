@@ -1,11 +1,12 @@
-import { execFile, spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { EaselClient, type Frame, reduceFrames } from '../client/src/index.js';
-import { clientMsgId } from './harness/api.js';
-import { type FakeUpstream } from './harness/fake-upstream.js';
-import { closeAll, startWithUpstream, type TestApp } from './harness/app.js';
+import {
+  EaselClient,
+  type EaselClientOptions,
+  type Frame,
+  reduceFrames,
+} from '../client/src/index.js';
+import { turnBody } from './harness/api.js';
+import { useUpstream, wordChunks } from './harness/app.js';
+import { buildClient, spawnChat } from './harness/client-cli.js';
 import { eventually } from './harness/sse-client.js';
 
 /**
@@ -13,14 +14,20 @@ import { eventually } from './harness/sse-client.js';
  * connection is cut, and stopping through the stop route (library and CLI).
  */
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'client/dist/client/src/cli.js');
-const CHUNKS = Array.from({ length: 12 }, (_, index) => `w${index} `);
+const CHUNKS = wordChunks(12);
 const REPLY = CHUNKS.join('');
 
-let upstream: FakeUpstream;
-let app: TestApp;
-let token: string;
+beforeAll(buildClient, 120_000);
+const suite = useUpstream({
+  CHAT_MODELS: 'chat',
+  IMAGE_MODELS: 'p1',
+  TURN_TIMEOUT_MS: '10000',
+  SSE_HEARTBEAT_MS: '200',
+});
+
+/** A client of the suite's user, over `fetch` unless told otherwise. */
+const easelClient = (options: Partial<EaselClientOptions> = {}): EaselClient =>
+  new EaselClient({ baseUrl: suite.baseUrl, token: suite.token, ...options });
 
 interface Sent {
   url: string;
@@ -61,36 +68,16 @@ function cuttingFetch(cutAfter: number, sent: Sent[]): typeof fetch {
   };
 }
 
-beforeAll(async () => {
-  await promisify(execFile)('npm', ['run', '-s', 'build', '-w', 'client'], { cwd: ROOT });
-  ({ upstream, app, token } = await startWithUpstream({
-    CHAT_MODELS: 'chat',
-    IMAGE_MODELS: 'p1',
-    TURN_TIMEOUT_MS: '10000',
-    SSE_HEARTBEAT_MS: '200',
-  }));
-}, 120_000);
-
-afterAll(() => closeAll(app, upstream));
-
-beforeEach(() => upstream.reset());
-
 describe('resume after a cut connection', () => {
   it('reconnects with Last-Event-ID and delivers every frame exactly once', async () => {
-    upstream.script('chat', { kind: 'stream', chunks: CHUNKS, delayMs: 40 });
+    suite.upstream.script('chat', { kind: 'stream', chunks: CHUNKS, delayMs: 40 });
     const sent: Sent[] = [];
-    const easel = new EaselClient({
-      baseUrl: app.baseUrl,
-      token,
-      fetch: cuttingFetch(4, sent),
-      retry: { baseDelayMs: 50 },
-    });
+    const easel = easelClient({ fetch: cuttingFetch(4, sent), retry: { baseDelayMs: 50 } });
     const session = await easel.sessions.create();
-    const stream = easel.turns.stream(session.id, {
-      content: 'count slowly',
-      client_msg_id: clientMsgId('dur'),
-      on_disconnect: 'continue',
-    });
+    const stream = easel.turns.stream(
+      session.id,
+      turnBody('count slowly', { on_disconnect: 'continue' }),
+    );
     const frames: Frame[] = [];
     for await (const frame of stream) frames.push(frame);
 
@@ -108,30 +95,26 @@ describe('resume after a cut connection', () => {
   });
 
   it('resume() after the end replays the same frames from the log', async () => {
-    const easel = new EaselClient({ baseUrl: app.baseUrl, token });
+    const easel = easelClient();
     const session = await easel.sessions.create();
-    const id = clientMsgId('dur');
+    const body = turnBody('hi');
     const first: Frame[] = [];
-    for await (const frame of easel.turns.stream(session.id, { content: 'hi', client_msg_id: id }))
-      first.push(frame);
+    for await (const frame of easel.turns.stream(session.id, body)) first.push(frame);
     const again: Frame[] = [];
-    for await (const frame of easel.turns.resume(session.id, id, { after: 1 })) again.push(frame);
+    for await (const frame of easel.turns.resume(session.id, body.client_msg_id, { after: 1 }))
+      again.push(frame);
     expect(again).toEqual(first.slice(1));
   });
 });
 
 describe('stop', () => {
   it('aborting a continue-mode stream calls the stop route; the turn is stored cancelled', async () => {
-    upstream.script('chat', { kind: 'stream', chunks: CHUNKS, delayMs: 100 });
-    const easel = new EaselClient({ baseUrl: app.baseUrl, token });
+    suite.upstream.script('chat', { kind: 'stream', chunks: CHUNKS, delayMs: 100 });
+    const easel = easelClient();
     const session = await easel.sessions.create();
     const controller = new AbortController();
-    const id = clientMsgId('dur');
-    const stream = easel.turns.stream(
-      session.id,
-      { content: 'long', client_msg_id: id, on_disconnect: 'continue' },
-      { signal: controller.signal },
-    );
+    const body = turnBody('long', { on_disconnect: 'continue' });
+    const stream = easel.turns.stream(session.id, body, { signal: controller.signal });
     await expect(
       (async () => {
         for await (const frame of stream) if (frame.type === 'delta') controller.abort();
@@ -143,14 +126,14 @@ describe('stop', () => {
       return assistant?.role === 'assistant' && assistant.status === 'cancelled' && assistant;
     });
     expect(REPLY.startsWith(stored.content)).toBe(true);
-    expect(await easel.turns.cancel(session.id, id)).toEqual({ status: 'cancelled' });
+    expect(await easel.turns.cancel(session.id, body.client_msg_id)).toEqual({
+      status: 'cancelled',
+    });
   });
 
   it('Ctrl-C in the CLI stops the turn through the stop route', async () => {
-    upstream.script('chat', { kind: 'stream', chunks: CHUNKS, delayMs: 150 });
-    const child = spawn(process.execPath, [CLI, 'chat', '--url', app.baseUrl, 'tell me more'], {
-      env: { ...process.env, EASEL_TOKEN: token, NODE_OPTIONS: '' },
-    });
+    suite.upstream.script('chat', { kind: 'stream', chunks: CHUNKS, delayMs: 150 });
+    const child = spawnChat(suite.token, ['--url', suite.baseUrl, 'tell me more']);
     let stdout = '';
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -168,8 +151,7 @@ describe('stop', () => {
     expect(stderr).toMatch(/^stopped: .+/m);
     expect(REPLY.startsWith(stdout.trim())).toBe(true);
     const sessionId = /^session: (\S+)/m.exec(stderr)![1];
-    const easel = new EaselClient({ baseUrl: app.baseUrl, token });
-    const [assistant] = (await easel.messages.list(sessionId)).items;
+    const [assistant] = (await easelClient().messages.list(sessionId)).items;
     expect(assistant.status).toBe('cancelled');
   });
 });

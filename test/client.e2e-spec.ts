@@ -1,9 +1,6 @@
-import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import {
   EaselApiError,
   EaselClient,
@@ -11,21 +8,28 @@ import {
   reduceFrames,
   type TurnInput,
 } from '../client/src/index.js';
-import { clientMsgId } from './harness/api.js';
-import { FAKE_DEFAULT_CHUNKS, type FakeUpstream } from './harness/fake-upstream.js';
-import { closeAll, startWithUpstream, type TestApp } from './harness/app.js';
+import { turnBody } from './harness/api.js';
+import { useUpstream } from './harness/app.js';
+import { buildClient, runChat } from './harness/client-cli.js';
+import { FAKE_DEFAULT_CHUNKS } from './harness/fake-upstream.js';
 
 /** @easel/client against the real Easel server (fake upstream), and the built `easel` CLI. */
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'client/dist/client/src/cli.js');
 const REPLY = FAKE_DEFAULT_CHUNKS.join('');
 const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47]);
 
-let upstream: FakeUpstream;
-let app: TestApp;
-let token: string;
+// The CLI test runs what `npm run build -w client` ships.
+beforeAll(buildClient, 120_000);
+const suite = useUpstream({
+  CHAT_MODELS: 'chat',
+  IMAGE_MODELS: 'p1,p2',
+  IMAGE_ATTEMPT_TIMEOUT_MS: '2000',
+  TURN_TIMEOUT_MS: '10000',
+});
 let easel: EaselClient;
+beforeAll(() => {
+  easel = new EaselClient({ baseUrl: suite.baseUrl, token: suite.token });
+});
 
 async function turn(sessionId: string, input: TurnInput): Promise<Frame[]> {
   const frames: Frame[] = [];
@@ -42,36 +46,6 @@ async function failure(promise: Promise<unknown>): Promise<EaselApiError> {
   return error as EaselApiError;
 }
 
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'chat', ...args], {
-      env: { ...process.env, EASEL_TOKEN: token, NODE_OPTIONS: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-beforeAll(async () => {
-  // The CLI test runs what `npm run build -w client` ships.
-  await promisify(execFile)('npm', ['run', '-s', 'build', '-w', 'client'], { cwd: ROOT });
-  ({ upstream, app, token } = await startWithUpstream({
-    CHAT_MODELS: 'chat',
-    IMAGE_MODELS: 'p1,p2',
-    IMAGE_ATTEMPT_TIMEOUT_MS: '2000',
-    TURN_TIMEOUT_MS: '10000',
-  }));
-  easel = new EaselClient({ baseUrl: app.baseUrl, token });
-}, 120_000);
-
-afterAll(() => closeAll(app, upstream));
-
-beforeEach(() => upstream.reset());
-
 describe('sessions through the client', () => {
   it('creates, reads, lists and deletes', async () => {
     const created = await easel.sessions.create({ title: 'Client', system_prompt: 'Be brief.' });
@@ -86,7 +60,7 @@ describe('sessions through the client', () => {
 
   it('answers another user’s session as not found', async () => {
     const mine = await easel.sessions.create();
-    const bob = new EaselClient({ baseUrl: app.baseUrl, token: await app.token('bob') });
+    const bob = new EaselClient({ baseUrl: suite.baseUrl, token: await suite.app.token('bob') });
     expect((await failure(bob.sessions.get(mine.id))).code).toBe('session_not_found');
     expect((await failure(bob.messages.list(mine.id))).code).toBe('session_not_found');
   });
@@ -95,7 +69,7 @@ describe('sessions through the client', () => {
 describe('turns through the client', () => {
   it('streams a text turn and reduces it to the stored conversation', async () => {
     const session = await easel.sessions.create();
-    const frames = await turn(session.id, { content: 'hello', client_msg_id: clientMsgId('cli') });
+    const frames = await turn(session.id, turnBody('hello'));
     const state = reduceFrames(frames);
 
     expect(state.status).toBe('complete');
@@ -116,14 +90,13 @@ describe('turns through the client', () => {
   });
 
   it('streams a forced image turn: a failed attempt, then the picture', async () => {
-    upstream.script('p1', { kind: 'status', status: 500, code: 'boom' });
+    suite.upstream.script('p1', { kind: 'status', status: 500, code: 'boom' });
     const session = await easel.sessions.create();
     const state = reduceFrames(
-      await turn(session.id, {
-        content: 'a lighthouse',
-        client_msg_id: clientMsgId('cli'),
-        image: { force: true, aspect_ratio: '16:9' },
-      }),
+      await turn(
+        session.id,
+        turnBody('a lighthouse', { image: { force: true, aspect_ratio: '16:9' } }),
+      ),
     );
 
     expect(state.status).toBe('complete');
@@ -156,27 +129,22 @@ describe('turns through the client', () => {
   });
 
   it('throws typed pre-stream errors: 404, 400, 409', async () => {
-    const missing = await failure(
-      turn('00000000-0000-0000-0000-000000000000', {
-        content: 'x',
-        client_msg_id: clientMsgId('cli'),
-      }),
-    );
+    const missing = await failure(turn('00000000-0000-0000-0000-000000000000', turnBody('x')));
     expect([missing.status, missing.code]).toEqual([404, 'session_not_found']);
 
     const session = await easel.sessions.create();
     const invalid = await failure(turn(session.id, { content: 'x', client_msg_id: 'short' }));
     expect([invalid.status, invalid.code]).toEqual([400, 'invalid_payload']);
 
-    const id = clientMsgId('cli');
-    await turn(session.id, { content: 'first', client_msg_id: id });
-    const conflict = await failure(turn(session.id, { content: 'other', client_msg_id: id }));
+    const first = turnBody('first');
+    await turn(session.id, first);
+    const conflict = await failure(turn(session.id, { ...first, content: 'other' }));
     expect([conflict.status, conflict.code]).toEqual([409, 'idempotency_conflict']);
   });
 
   it('replays a finished turn with the same key', async () => {
     const session = await easel.sessions.create();
-    const input = { content: 'again', client_msg_id: clientMsgId('cli') };
+    const input = turnBody('again');
     const first = reduceFrames(await turn(session.id, input));
     const replay = reduceFrames(await turn(session.id, input));
     expect(replay.replayed).toBe(true);
@@ -196,17 +164,17 @@ describe('the easel CLI', () => {
   });
 
   it('streams a text reply to stdout', async () => {
-    const run = await runCli(['--url', app.baseUrl, 'hello there']);
+    const run = await runChat(suite.token, ['--url', suite.baseUrl, 'hello there']);
     expect(run.stderr).toMatch(/^session: \S+/m);
     expect([run.code, run.stdout]).toEqual([0, `${REPLY}\n`]);
   });
 
   it('draws a picture: progress on stderr, saves the file and prints its path', async () => {
-    upstream.script('p1', { kind: 'status', status: 500 });
+    suite.upstream.script('p1', { kind: 'status', status: 500 });
     const session = await easel.sessions.create();
-    const run = await runCli([
+    const run = await runChat(suite.token, [
       '--url',
-      app.baseUrl,
+      suite.baseUrl,
       '--session',
       session.id,
       '--image',
@@ -226,7 +194,7 @@ describe('the easel CLI', () => {
   });
 
   it('reports a typed error and exits 1', async () => {
-    const run = await runCli(['--url', app.baseUrl, '--session', 'nope', 'hi']);
+    const run = await runChat(suite.token, ['--url', suite.baseUrl, '--session', 'nope', 'hi']);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('error: session_not_found');
   });

@@ -1,52 +1,15 @@
-import { clientMsgId, createSession } from './harness/api.js';
 import { performance } from 'node:perf_hooks';
-import type { Frame } from '../src/chat/turns/frames.js';
-import {
-  bounded,
-  buildServer,
-  type ChildServer,
-  freshStore,
-  type ServerStore,
-  startChild,
-  stopAllChildren,
-} from './harness/child-server.js';
+import { clientMsgId, turnBody, type UserClient, userClient } from './harness/api.js';
+import { bounded, useChildSuite } from './harness/child-server.js';
 import {
   type ChatScript,
   FAKE_DEFAULT_CHUNKS,
-  type FakeUpstream,
   type RecordedRequest,
-  startFakeUpstream,
 } from './harness/fake-upstream.js';
-import { eventually, postTurn, type ReceivedFrame } from './harness/sse-client.js';
+import { eventually, frameOf, type ReceivedFrame, types } from './harness/sse-client.js';
 
 // The built server in a child process, killed for real: no shutdown hook gets to run.
-let main: string;
-let upstream: FakeUpstream;
-let store: ServerStore;
-
-beforeAll(async () => {
-  [main, upstream, store] = await Promise.all([buildServer(), startFakeUpstream(), freshStore()]);
-}, 180_000);
-
-afterAll(async () => {
-  await stopAllChildren();
-  await upstream?.close();
-  await store?.drop();
-});
-
-function serverEnv(): Record<string, string> {
-  return {
-    ...store.env,
-    LLM_BASE_URL: upstream.baseUrl,
-    LLM_API_KEY: 'test-key',
-    CHAT_MODELS: 'm1',
-    IMAGE_MODELS: '',
-    IMAGE_COMPOSE_MODEL: 'off',
-  };
-}
-
-const newSession = (child: ChildServer, token: string): Promise<string> =>
-  createSession(child.baseUrl, token);
+const suite = useChildSuite();
 
 /** The user's text in a chat request (its last user message). */
 function userText(request: RecordedRequest): string {
@@ -62,16 +25,18 @@ interface OpenTurn {
   readonly ended: Promise<unknown>;
 }
 
-function openTurn(child: ChildServer, sessionId: string, token: string, body: object): OpenTurn {
+function openTurn(client: UserClient, sessionId: string, body: object): OpenTurn {
   const frames: ReceivedFrame[] = [];
   let onDelta: () => void = () => undefined;
   const streaming = new Promise<void>((resolve) => (onDelta = resolve));
-  const ended = postTurn(child.baseUrl, sessionId, token, body, {
-    onFrame: (frame) => {
-      frames.push(frame);
-      if (frame.data.type === 'delta') onDelta();
-    },
-  }).catch((error: unknown) => error);
+  const ended = client
+    .turn(sessionId, body, {
+      onFrame: (frame) => {
+        frames.push(frame);
+        if (frame.data.type === 'delta') onDelta();
+      },
+    })
+    .catch((error: unknown) => error);
   return { frames, streaming, ended };
 }
 
@@ -82,7 +47,7 @@ interface TurnState {
 }
 
 async function turnStates(): Promise<TurnState[]> {
-  return store.query<TurnState>(
+  return suite.store.query<TurnState>(
     'select client_msg_id, status, finished_at is not null as finished from turns order by client_msg_id',
   );
 }
@@ -90,18 +55,17 @@ async function turnStates(): Promise<TurnState[]> {
 it('marks turns a SIGKILLed server left running as interrupted, and runs them again', async () => {
   // The first two chat calls send one chunk and then nothing; later calls stream in full.
   const stall: ChatScript = { kind: 'stall', chunks: ['Half'], afterChunks: 1 };
-  upstream.script('m1', stall, stall, { kind: 'stream' });
+  suite.upstream.script('m1', stall, stall, { kind: 'stream' });
 
-  const first = await startChild(main, serverEnv());
+  const first = await suite.start();
   const token = await first.token();
-  const [sessionA, sessionB] = await Promise.all([
-    newSession(first, token),
-    newSession(first, token),
-  ]);
+  const alice = userClient(first.baseUrl, token);
+  const [sessionA, sessionB] = await Promise.all([alice.session(), alice.session()]);
+  // turnStates() orders by key: these keys sort A before B.
   const bodyA = { content: 'question A', client_msg_id: clientMsgId('crash-a') };
   const bodyB = { content: 'question B', client_msg_id: clientMsgId('crash-b') };
-  const turnA = openTurn(first, sessionA, token, bodyA);
-  const turnB = openTurn(first, sessionB, token, bodyB);
+  const turnA = openTurn(alice, sessionA, bodyA);
+  const turnB = openTurn(alice, sessionB, bodyB);
   await bounded(Promise.all([turnA.streaming, turnB.streaming]), 20_000, 'both turns streaming');
 
   const killedAt = performance.now();
@@ -116,13 +80,13 @@ it('marks turns a SIGKILLed server left running as interrupted, and runs them ag
   }
 
   // The kernel closed the dead server's upstream sockets.
-  expect(upstream.requests).toHaveLength(2);
-  for (const request of upstream.requests) {
+  expect(suite.upstream.requests).toHaveLength(2);
+  for (const request of suite.upstream.requests) {
     const closedAt = await request.closed;
     expect(request.clientAborted).toBe(true);
     expect(closedAt - killedAt).toBeLessThan(2000);
   }
-  await eventually(async () => upstream.openConnections() === 0, 3000);
+  await eventually(async () => suite.upstream.openConnections() === 0, 3000);
 
   // What the crash left behind: both turns still marked running.
   expect(await turnStates()).toEqual([
@@ -131,37 +95,35 @@ it('marks turns a SIGKILLed server left running as interrupted, and runs them ag
   ]);
 
   // Same data, new process: it boots (startChild waits for /readyz 200).
-  const second = await startChild(main, serverEnv());
+  const second = await suite.start();
+  const again = userClient(second.baseUrl, token);
 
   // The same key runs the turn again (a 409 duplicate_in_progress if it were still running).
-  const rerun = await postTurn(second.baseUrl, sessionA, token, bodyA);
+  const rerun = await again.turn(sessionA, bodyA);
   expect(rerun.status).toBe(200);
-  const rerunTypes = rerun.frames.map((frame) => frame.data.type);
-  expect(rerunTypes).toEqual(['meta', ...FAKE_DEFAULT_CHUNKS.map(() => 'delta'), 'done', 'final']);
-  const final = rerun.frames.at(-1)?.data as Extract<Frame, { type: 'final' }>;
+  expect(types(rerun)).toEqual([
+    'meta',
+    ...FAKE_DEFAULT_CHUNKS.map(() => 'delta'),
+    'done',
+    'final',
+  ]);
+  const final = frameOf(rerun, 'final');
   expect(final.replayed).toBe(false);
-  expect(upstream.requests).toHaveLength(3);
-  expect(upstream.requests[2].type).toBe('chat-stream');
-  expect(userText(upstream.requests[2])).toBe('question A');
+  expect(suite.upstream.requests).toHaveLength(3);
+  expect(suite.upstream.requests[2].type).toBe('chat-stream');
+  expect(userText(suite.upstream.requests[2])).toBe('question A');
 
   // Now it is finished: the same key replays it without calling the provider.
-  const replay = await postTurn(second.baseUrl, sessionA, token, bodyA);
+  const replay = await again.turn(sessionA, bodyA);
   expect(replay.frames.at(-1)?.data).toMatchObject({
     type: 'final',
     replayed: true,
     message_ids: final.message_ids,
   });
-  expect(upstream.requests).toHaveLength(3);
+  expect(suite.upstream.requests).toHaveLength(3);
 
   // One user message (kept from the first run) and the complete reply.
-  const history = await fetch(`${second.baseUrl}/v1/sessions/${sessionA}/messages`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
-  const items = (
-    (await history.json()) as {
-      items: { id: string; role: string; status: string; content: string }[];
-    }
-  ).items;
+  const items = await again.history(sessionA);
   expect(items.map((item) => [item.role, item.status, item.content])).toEqual([
     ['assistant', 'complete', FAKE_DEFAULT_CHUNKS.join('')],
     ['user', 'complete', 'question A'],
@@ -188,21 +150,26 @@ const onSharedPostgres = process.env.TEST_DATABASE_URL ? it : it.skip;
 onSharedPostgres(
   "leaves a live instance's running turns alone and frees those of a dead one",
   async () => {
-    upstream.reset();
-    upstream.script('m1', { kind: 'stall', chunks: ['Held'], afterChunks: 1 }, { kind: 'stream' });
-    const owner = await startChild(main, serverEnv());
+    suite.upstream.script(
+      'm1',
+      { kind: 'stall', chunks: ['Held'], afterChunks: 1 },
+      { kind: 'stream' },
+    );
+    const owner = await suite.start();
     const token = await owner.token();
-    const sessionId = await newSession(owner, token);
-    const body = { content: 'shared question', client_msg_id: clientMsgId('peer') };
-    const held = openTurn(owner, sessionId, token, body);
+    const onOwner = userClient(owner.baseUrl, token);
+    const sessionId = await onOwner.session();
+    const body = turnBody('shared question');
+    const held = openTurn(onOwner, sessionId, body);
     await bounded(held.streaming, 20_000, 'the turn streaming');
 
     // A peer booting on the same database must not take over a turn that is still running.
-    const peer = await startChild(main, serverEnv());
+    const peer = await suite.start();
+    const onPeer = userClient(peer.baseUrl, token);
     const state = async (): Promise<string | undefined> =>
       (await turnStates()).find((turn) => turn.client_msg_id === body.client_msg_id)?.status;
     expect(await state()).toBe('running');
-    const duplicate = await postTurn(peer.baseUrl, sessionId, token, body);
+    const duplicate = await onPeer.turn(sessionId, body);
     expect(duplicate.status).toBe(409);
     expect(duplicate.json).toMatchObject({ code: 'duplicate_in_progress' });
 
@@ -210,9 +177,9 @@ onSharedPostgres(
     owner.kill('SIGKILL');
     await bounded(owner.exited, 10_000, 'the owner exiting');
     await bounded(held.ended, 10_000, 'the stream breaking');
-    const third = await startChild(main, serverEnv());
+    const third = await suite.start();
     expect(await state()).toBe('interrupted');
-    const rerun = await postTurn(peer.baseUrl, sessionId, token, body);
+    const rerun = await onPeer.turn(sessionId, body);
     expect(rerun.frames.at(-1)?.data).toMatchObject({ type: 'final', replayed: false });
 
     for (const child of [peer, third]) child.kill('SIGTERM');

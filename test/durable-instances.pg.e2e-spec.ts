@@ -1,15 +1,7 @@
-import { clientMsgId, createSession } from './harness/api.js';
-import {
-  bounded,
-  buildServer,
-  type ChildServer,
-  freshStore,
-  type ServerStore,
-  startChild,
-  stopAllChildren,
-} from './harness/child-server.js';
-import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
-import { eventually, postTurn, types } from './harness/sse-client.js';
+import { turnBody, type UserClient, userClient } from './harness/api.js';
+import { wordChunks } from './harness/app.js';
+import { bounded, type ChildServer, useChildSuite } from './harness/child-server.js';
+import { eventually, expectIdsFrom, replyText, types } from './harness/sse-client.js';
 
 /**
  * Durable turns across two server processes on one PostgreSQL (docs/api-reference.md §8a). Runs only when
@@ -17,194 +9,111 @@ import { eventually, postTurn, types } from './harness/sse-client.js';
  * PGlite folder has one process.
  */
 
-const CHUNKS = Array.from({ length: 30 }, (_, index) => `w${index} `);
+const CHUNKS = wordChunks(30);
 const REPLY = CHUNKS.join('');
 
-let main: string;
-let upstream: FakeUpstream;
-let store: ServerStore;
+const suite = useChildSuite();
 let a: ChildServer;
 let b: ChildServer;
 
 beforeAll(async () => {
-  [main, upstream, store] = await Promise.all([buildServer(), startFakeUpstream(), freshStore()]);
-  const env = {
-    ...store.env,
-    LLM_BASE_URL: upstream.baseUrl,
-    LLM_API_KEY: 'test-key',
-    CHAT_MODELS: 'm1',
-    IMAGE_MODELS: '',
-    IMAGE_COMPOSE_MODEL: 'off',
-    SSE_HEARTBEAT_MS: '200',
-    MAX_STREAMS_PER_USER: '2',
-  };
-  [a, b] = await Promise.all([startChild(main, env), startChild(main, env)]);
-}, 180_000);
+  const env = { SSE_HEARTBEAT_MS: '200', MAX_STREAMS_PER_USER: '2' };
+  [a, b] = await Promise.all([suite.start(env), suite.start(env)]);
+}, 120_000);
 
-afterAll(async () => {
-  await stopAllChildren();
-  await upstream?.close();
-  await store?.drop();
-});
-
-beforeEach(() => upstream.reset());
-
-/** `GET …/events` on `child`, read to its end. */
-async function follow(
-  child: ChildServer,
-  token: string,
-  sessionId: string,
-  id: string,
-  after: number,
-) {
-  const response = await fetch(`${child.baseUrl}/v1/sessions/${sessionId}/turns/${id}/events`, {
-    headers: { authorization: `Bearer ${token}`, 'last-event-id': String(after) },
-  });
-  const raw = await response.text();
-  const frames = raw
-    .split('\n\n')
-    .map((block) => ({ id: /^id: (\d+)$/m.exec(block), data: /^data: (.*)$/m.exec(block) }))
-    .filter((block) => block.id && block.data)
-    .map((block) => ({
-      id: Number(block.id![1]),
-      data: JSON.parse(block.data![1]) as { type: string },
-    }));
-  return { status: response.status, frames, at: performance.now() };
+/** `user` on instance A and on instance B, in a new session made on A. */
+async function onBoth(
+  user: string,
+): Promise<{ onA: UserClient; onB: UserClient; sessionId: string }> {
+  const token = await a.token(user);
+  const onA = userClient(a.baseUrl, token);
+  return { onA, onB: userClient(b.baseUrl, token), sessionId: await onA.session() };
 }
 
 it('resumes on B a continue turn that A runs: contiguous ids, one upstream call', async () => {
-  upstream.script('m1', { kind: 'stream', chunks: CHUNKS, delayMs: 30 });
-  const token = await a.token('carol');
-  const sessionId = await createSession(a.baseUrl, token);
-  const id = clientMsgId('pg-resume');
-  const first = await postTurn(
-    a.baseUrl,
-    sessionId,
-    token,
-    { content: 'count', client_msg_id: id, on_disconnect: 'continue' },
-    { onFrame: (frame, disconnect) => frame.id === 3 && disconnect() },
-  );
-  const rest = await follow(b, token, sessionId, id, 3);
+  suite.upstream.script('m1', { kind: 'stream', chunks: CHUNKS, delayMs: 30 });
+  const { onA, onB, sessionId } = await onBoth('carol');
+  const body = turnBody('count', { on_disconnect: 'continue' });
+  const first = await onA.turn(sessionId, body, {
+    onFrame: (frame, disconnect) => frame.id === 3 && disconnect(),
+  });
+  const rest = await onB.events(sessionId, body.client_msg_id, { lastEventId: 3 });
   expect(rest.status).toBe(200);
-  expect(rest.frames.map((frame) => frame.id)).toEqual(
-    Array.from({ length: rest.frames.length }, (_, index) => index + 4),
-  );
-  expect(rest.frames.at(-1)?.data.type).toBe('final');
-  const joined = [
-    ...first.frames.slice(0, 3).map((frame) => frame.data),
-    ...rest.frames.map((frame) => frame.data),
-  ]
-    .filter((frame) => frame.type === 'delta')
-    .map((frame) => (frame as unknown as { content: string }).content)
-    .join('');
-  expect(joined).toBe(REPLY);
-  expect(upstream.requests).toHaveLength(1);
+  expectIdsFrom(rest, 4);
+  expect(types(rest).at(-1)).toBe('final');
+  expect(replyText([...first.frames.slice(0, 3), ...rest.frames])).toBe(REPLY);
+  expect(suite.upstream.requests).toHaveLength(1);
 }, 60_000);
 
 it("follows on B a cancel turn A streams, and a stop on B aborts A's upstream call", async () => {
-  upstream.script('m1', { kind: 'stream', chunks: CHUNKS, delayMs: 60 });
-  const token = await a.token('dave');
-  const sessionId = await createSession(a.baseUrl, token);
-  const id = clientMsgId('pg-stop');
+  suite.upstream.script('m1', { kind: 'stream', chunks: CHUNKS, delayMs: 60 });
+  const { onA, onB, sessionId } = await onBoth('dave');
+  const body = turnBody('long');
+  const id = body.client_msg_id;
   let started!: () => void;
   const streaming = new Promise<void>((resolve) => (started = resolve));
-  const owner = postTurn(
-    a.baseUrl,
-    sessionId,
-    token,
-    { content: 'long', client_msg_id: id },
-    {
-      onFrame: (frame) => frame.id === 2 && started(),
-    },
-  );
+  const owner = onA.turn(sessionId, body, { onFrame: (frame) => frame.id === 2 && started() });
   await streaming;
-  const follower = follow(b, token, sessionId, id, 0);
+  const follower = onB.events(sessionId, id, { lastEventId: 0 });
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const stop = await fetch(`${b.baseUrl}/v1/sessions/${sessionId}/turns/${id}/cancel`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}` },
-  });
+  const stop = await onB.cancel(sessionId, id);
   const stoppedAt = performance.now();
-  expect([stop.status, await stop.json()]).toEqual([202, { status: 'cancelling' }]);
-  expect((await upstream.requests[0].closed) - stoppedAt).toBeLessThan(100);
+  expect(stop).toEqual({ status: 202, body: { status: 'cancelling' } });
+  expect((await suite.upstream.requests[0].closed) - stoppedAt).toBeLessThan(100);
   for (const stream of [await owner, await follower]) {
     expect(stream.frames.at(-1)?.data).toMatchObject({ type: 'error', code: 'cancelled' });
   }
   expect(types(await owner).slice(-2)).toEqual(['done', 'error']);
-  const again = await fetch(`${b.baseUrl}/v1/sessions/${sessionId}/turns/${id}/cancel`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}` },
-  });
-  expect([again.status, await again.json()]).toEqual([200, { status: 'cancelled' }]);
+  expect(await onB.cancel(sessionId, id)).toEqual({ status: 200, body: { status: 'cancelled' } });
 }, 60_000);
 
 it('holds the stream cap across A and B', async () => {
-  upstream.script('m1', { kind: 'stall', afterChunks: 1 });
-  const token = await a.token('erin');
-  const sessionId = await createSession(a.baseUrl, token);
-  const open = [a, b].map((child) =>
-    postTurn(
-      child.baseUrl,
-      sessionId,
-      token,
-      {
-        content: 'hold',
-        client_msg_id: clientMsgId('pg-cap'),
-        on_disconnect: 'continue',
-      },
-      { onFrame: (_, disconnect) => disconnect() },
-    ),
+  suite.upstream.script('m1', { kind: 'stall', afterChunks: 1 });
+  const { onA, onB, sessionId } = await onBoth('erin');
+  const open = [onA, onB].map((client) =>
+    client.turn(sessionId, turnBody('hold', { on_disconnect: 'continue' }), {
+      onFrame: (_, disconnect) => disconnect(),
+    }),
   );
   await Promise.all(open);
-  const third = await postTurn(b.baseUrl, sessionId, token, {
-    content: 'more',
-    client_msg_id: clientMsgId('pg-cap'),
-  });
+  const third = await onB.turn(sessionId, turnBody('more'));
   expect([third.status, third.json?.code]).toEqual([429, 'rate_limited']);
-  const fourth = await postTurn(a.baseUrl, sessionId, token, {
-    content: 'more',
-    client_msg_id: clientMsgId('pg-cap'),
-  });
+  const fourth = await onA.turn(sessionId, turnBody('more'));
   expect(fourth.status).toBe(429);
 }, 60_000);
 
 it("reports A's death to B's follower within 10 s with a retryable error", async () => {
-  upstream.script('m1', { kind: 'stream', chunks: CHUNKS, delayMs: 200 });
-  const token = await a.token('frank');
-  const sessionId = await createSession(a.baseUrl, token);
-  const id = clientMsgId('pg-kill');
+  suite.upstream.script('m1', { kind: 'stream', chunks: CHUNKS, delayMs: 200 });
+  const { onA, onB, sessionId } = await onBoth('frank');
+  const body = turnBody('long', { on_disconnect: 'continue' });
   let started!: () => void;
   const streaming = new Promise<void>((resolve) => (started = resolve));
-  void postTurn(
-    a.baseUrl,
-    sessionId,
-    token,
-    { content: 'long', client_msg_id: id, on_disconnect: 'continue' },
-    {
+  void onA
+    .turn(sessionId, body, {
       onFrame: (frame, disconnect) => {
         if (frame.id === 2) {
           started();
           disconnect();
         }
       },
-    },
-  ).catch(() => undefined);
+    })
+    .catch(() => undefined);
   await streaming;
-  const follower = follow(b, token, sessionId, id, 0);
-  await eventually(async () => upstream.requests[0]?.receivedAt !== undefined);
+  const follower = onB.events(sessionId, body.client_msg_id, { lastEventId: 0 });
+  await eventually(async () => suite.upstream.requests[0]?.receivedAt !== undefined);
   await new Promise((resolve) => setTimeout(resolve, 500));
   a.kill('SIGKILL');
   const killedAt = performance.now();
   const result = await bounded(follower, 15_000, "B's follower ending");
+  expect(performance.now() - killedAt).toBeLessThan(10_000);
   expect(result.frames.at(-1)?.data).toMatchObject({
     type: 'error',
     code: 'upstream_unavailable',
     retryable: true,
   });
-  expect(result.at - killedAt).toBeLessThan(10_000);
-  const rows = await store.query<{ status: string }>(
+  const rows = await suite.store.query<{ status: string }>(
     'SELECT status FROM turns WHERE client_msg_id = $1',
-    [id],
+    [body.client_msg_id],
   );
   expect(rows[0].status).not.toBe('running');
 }, 60_000);

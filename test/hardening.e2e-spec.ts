@@ -1,12 +1,18 @@
 import { connect, type Socket } from 'node:net';
 import { eq } from 'drizzle-orm';
-import { SignJWT } from 'jose';
 import { DatabaseClient } from '../src/database/database.client.js';
 import { messages, sessions, turns } from '../src/database/schema.js';
-import { type FakeUpstream, type RecordedRequest } from './harness/fake-upstream.js';
-import { closeAll, startWithUpstream, TEST_SECRET, type TestApp } from './harness/app.js';
-import { clientMsgId, createSession, listMessages } from './harness/api.js';
-import { frameOf, framesOf, postTurn, type TurnResponse, types } from './harness/sse-client.js';
+import type { RecordedRequest } from './harness/fake-upstream.js';
+import { signToken, useUpstream, wordChunks } from './harness/app.js';
+import { turnBody, userClient } from './harness/api.js';
+import {
+  frameOf,
+  framesOf,
+  replyText,
+  shape,
+  type TurnResponse,
+  types,
+} from './harness/sse-client.js';
 
 /**
  * Issue 12 (hardening): what a client or an upstream sends can neither cause a 500 nor wedge a
@@ -23,29 +29,45 @@ const LIMITS = {
   keepAliveMs: 2000,
 };
 
-let upstream: FakeUpstream;
-let t: TestApp;
-let token: string;
+const suite = useUpstream(
+  {
+    CHAT_MODELS: 'hang,ok',
+    IMAGE_MODELS: 'p1,p2',
+    IMAGE_COMPOSE_MODEL: 'composer',
+    IMAGE_ATTEMPT_TIMEOUT_MS: '5000',
+    TURN_TIMEOUT_MS: '15000',
+    CHAT_FIRST_TOKEN_TIMEOUT_MS: String(LIMITS.firstTokenMs),
+    CHAT_IDLE_TIMEOUT_MS: String(LIMITS.idleMs),
+    CHAT_MAX_TOKENS: String(LIMITS.maxTokens),
+    REPLY_MAX_CHARS: String(LIMITS.replyMaxChars),
+    HTTP_HEADERS_TIMEOUT_MS: String(LIMITS.requestTimeoutMs),
+    HTTP_REQUEST_TIMEOUT_MS: String(LIMITS.requestTimeoutMs),
+    HTTP_KEEPALIVE_TIMEOUT_MS: String(LIMITS.keepAliveMs),
+  },
+  'hardy',
+);
 
-const auth = (bearer = token): Record<string, string> => ({ authorization: `Bearer ${bearer}` });
-const jsonHeaders = (bearer = token): Record<string, string> => ({
+const auth = (bearer = suite.token): Record<string, string> => ({
+  authorization: `Bearer ${bearer}`,
+});
+const jsonHeaders = (bearer = suite.token): Record<string, string> => ({
   ...auth(bearer),
   'content-type': 'application/json',
 });
 
-/** Frame types with runs of deltas folded, so orders read like the contract. */
-const shape = (response: TurnResponse): string[] =>
-  types(response).filter((type, index, list) => type !== 'delta' || list[index - 1] !== 'delta');
-
-const streamedText = (response: TurnResponse): string =>
-  framesOf(response, 'delta')
-    .map((frame) => frame.content)
-    .join('');
+/** A reply cut short: done(truncated), then a retryable upstream_unavailable error. */
+function expectTruncated(response: TurnResponse): void {
+  expect(shape(response)).toEqual(['meta', 'delta', 'done', 'error']);
+  expect(frameOf(response, 'done').truncated).toBe(true);
+  expect(frameOf(response, 'error')).toEqual(
+    expect.objectContaining({ code: 'upstream_unavailable', retryable: true }),
+  );
+}
 
 const requestsFor = (model: string): RecordedRequest[] =>
-  upstream.requests.filter((request) => request.model === model);
+  suite.upstream.requests.filter((request) => request.model === model);
 
-const db = () => t.app.get(DatabaseClient).db;
+const db = () => suite.app.app.get(DatabaseClient).db;
 
 async function turnRow(sessionId: string, clientMsgId: string) {
   const rows = await db().select().from(turns).where(eq(turns.sessionId, sessionId));
@@ -70,9 +92,9 @@ async function api(
   method: string,
   path: string,
   body?: unknown,
-  bearer = token,
+  bearer = suite.token,
 ): Promise<{ status: number; body: Record<string, unknown> | null }> {
-  const response = await fetch(`${t.baseUrl}${path}`, {
+  const response = await fetch(`${suite.baseUrl}${path}`, {
     method,
     headers: body === undefined ? auth(bearer) : jsonHeaders(bearer),
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -91,34 +113,6 @@ function expectRefusal(
   expect(typeof reply.body?.message).toBe('string');
   return reply.body ?? {};
 }
-
-beforeAll(async () => {
-  ({
-    upstream,
-    app: t,
-    token,
-  } = await startWithUpstream(
-    {
-      CHAT_MODELS: 'hang,ok',
-      IMAGE_MODELS: 'p1,p2',
-      IMAGE_COMPOSE_MODEL: 'composer',
-      IMAGE_ATTEMPT_TIMEOUT_MS: '5000',
-      TURN_TIMEOUT_MS: '15000',
-      CHAT_FIRST_TOKEN_TIMEOUT_MS: String(LIMITS.firstTokenMs),
-      CHAT_IDLE_TIMEOUT_MS: String(LIMITS.idleMs),
-      CHAT_MAX_TOKENS: String(LIMITS.maxTokens),
-      REPLY_MAX_CHARS: String(LIMITS.replyMaxChars),
-      HTTP_HEADERS_TIMEOUT_MS: String(LIMITS.requestTimeoutMs),
-      HTTP_REQUEST_TIMEOUT_MS: String(LIMITS.requestTimeoutMs),
-      HTTP_KEEPALIVE_TIMEOUT_MS: String(LIMITS.keepAliveMs),
-    },
-    'hardy',
-  ));
-});
-
-afterAll(() => closeAll(t, upstream));
-
-beforeEach(() => upstream.reset());
 
 // ---------------------------------------------------------------------------------------------
 // Item 2: client text PostgreSQL cannot store
@@ -149,51 +143,38 @@ describe('item 2: NUL and lone surrogates in client input → 400/404/401, never
     expect(read.body).toEqual(expect.objectContaining({ title, system_prompt: '🦊'.repeat(100) }));
   });
 
-  it.each<[string, (clientMsgId: string) => Record<string, unknown>]>([
-    ['content', (id) => ({ content: nul, client_msg_id: id })],
-    ['content', (id) => ({ content: loneHigh, client_msg_id: id })],
-    ['content', (id) => ({ content: `${'a'.repeat(3000)}\uDFFF`, client_msg_id: id })],
+  it.each<[string, () => Record<string, unknown>]>([
+    ['content', () => turnBody(nul)],
+    ['content', () => turnBody(loneHigh)],
+    ['content', () => turnBody(`${'a'.repeat(3000)}\uDFFF`)],
     ['client_msg_id', () => ({ content: 'hi', client_msg_id: 'abcd\u0000efgh' })],
-    [
-      'image.image_prompt',
-      (id) => ({ content: 'draw', client_msg_id: id, image: { force: true, image_prompt: nul } }),
-    ],
-    [
-      'image.model',
-      (id) => ({ content: 'draw', client_msg_id: id, image: { force: true, model: loneLow } }),
-    ],
-    [
-      'image.aspect_ratio',
-      (id) => ({ content: 'draw', client_msg_id: id, image: { aspect_ratio: '1:1\u0000' } }),
-    ],
-    ['"\\u0000"', (id) => ({ content: 'hi', client_msg_id: id, '\u0000': 'x' })],
+    ['image.image_prompt', () => turnBody('draw', { image: { force: true, image_prompt: nul } })],
+    ['image.model', () => turnBody('draw', { image: { force: true, model: loneLow } })],
+    ['image.aspect_ratio', () => turnBody('draw', { image: { aspect_ratio: '1:1\u0000' } })],
+    ['"\\u0000"', () => turnBody('hi', { '\u0000': 'x' })],
   ])('POST …/turns with a bad %s → 400 naming it, no stream, no row', async (field, make) => {
-    const sessionId = await createSession(t.baseUrl, token);
+    const sessionId = await suite.session();
     const before = await rowCounts();
-    const response = await postTurn(t.baseUrl, sessionId, token, make(clientMsgId('hard')));
+    const response = await suite.turn(sessionId, make());
     expect(response.status).toBe(400);
     expect(response.json?.code).toBe('invalid_payload');
     expect(String(response.json?.message).startsWith(`${field}: `)).toBe(true);
     expect(await rowCounts()).toEqual(before);
-    expect(upstream.requests).toHaveLength(0);
+    expect(suite.upstream.requests).toHaveLength(0);
   });
 
   it('control: a turn whose content has astral characters and CJK streams and is stored', async () => {
-    const sessionId = await createSession(t.baseUrl, token);
     const content = '画一只猫 😀 please, in 𝒜 style';
-    const response = await postTurn(t.baseUrl, sessionId, token, {
-      content,
-      client_msg_id: clientMsgId('hard'),
-    });
+    const response = await suite.firstTurn(turnBody(content));
     expect(types(response).at(-1)).toBe('final');
-    const stored = await listMessages(t.baseUrl, sessionId, token);
+    const stored = await suite.history(response.sessionId);
     expect(stored.find((message) => message.role === 'user')?.content).toBe(content);
   });
 
   describe('path ids that cannot exist answer as unknown ids do', () => {
     let sessionId: string;
     beforeAll(async () => {
-      sessionId = await createSession(t.baseUrl, token);
+      sessionId = await suite.session();
     });
 
     it.each([
@@ -207,10 +188,7 @@ describe('item 2: NUL and lone surrogates in client input → 400/404/401, never
     });
 
     it('POST …/turns on a session id with %00 → 404 session_not_found, as JSON', async () => {
-      const response = await postTurn(t.baseUrl, `${sessionId}%00`, token, {
-        content: 'hi',
-        client_msg_id: clientMsgId('hard'),
-      });
+      const response = await suite.turn(`${sessionId}%00`, turnBody('hi'));
       expect(response.status).toBe(404);
       expect(response.json?.code).toBe('session_not_found');
     });
@@ -224,7 +202,7 @@ describe('item 2: NUL and lone surrogates in client input → 400/404/401, never
 
     it('an id with percent-encoded surrogate halves (not UTF-8) → 4xx, never 5xx', async () => {
       for (const id of ['%ED%A0%80', '%ED%B0%80x', 'a%F0%9F%98']) {
-        const reply = await fetch(`${t.baseUrl}/v1/sessions/${id}`, { headers: auth() });
+        const reply = await fetch(`${suite.baseUrl}/v1/sessions/${id}`, { headers: auth() });
         expect(reply.status).toBeGreaterThanOrEqual(400);
         expect(reply.status).toBeLessThan(500);
       }
@@ -251,19 +229,12 @@ describe('item 2: NUL and lone surrogates in client input → 400/404/401, never
     ['a lone high surrogate next to CJK', '用户\uD83D'],
     ['a lone low surrogate', '\uDE00alice'],
   ])('a token whose sub holds %s → 401 on every kind of route', async (_, sub) => {
-    const bad = await new SignJWT({})
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject(sub)
-      .setExpirationTime(Math.floor(Date.now() / 1000) + 3600)
-      .sign(new TextEncoder().encode(TEST_SECRET));
+    const bad = await signToken({ subject: sub });
     const before = await rowCounts();
     expectRefusal(await api('POST', '/v1/sessions', {}, bad), 401, 'unauthorized');
     expectRefusal(await api('GET', '/v1/sessions', undefined, bad), 401, 'unauthorized');
-    const sessionId = await createSession(t.baseUrl, token);
-    const response = await postTurn(t.baseUrl, sessionId, bad, {
-      content: 'hi',
-      client_msg_id: clientMsgId('hard'),
-    });
+    const sessionId = await suite.session();
+    const response = await userClient(suite.baseUrl, bad).turn(sessionId, turnBody('hi'));
     expect(response.status).toBe(401);
     expect((await rowCounts()).sessions).toBe(before.sessions + 1);
   });
@@ -275,12 +246,8 @@ describe('item 2: NUL and lone surrogates in client input → 400/404/401, never
 
 describe('item 4: a hung chat model falls back; a stalled stream fails', () => {
   it('CHAT_MODELS=hang,ok: the fallback answers after CHAT_FIRST_TOKEN_TIMEOUT_MS, the hung socket is closed', async () => {
-    upstream.script('hang', { kind: 'hang', commentEveryMs: 100 });
-    const sessionId = await createSession(t.baseUrl, token);
-    const response = await postTurn(t.baseUrl, sessionId, token, {
-      content: 'hello?',
-      client_msg_id: clientMsgId('hard'),
-    });
+    suite.upstream.script('hang', { kind: 'hang', commentEveryMs: 100 });
+    const response = await suite.firstTurn(turnBody('hello?'));
 
     expect(shape(response)).toEqual(['meta', 'delta', 'done', 'final']);
     expect(frameOf(response, 'meta').model).toBe('ok');
@@ -295,19 +262,11 @@ describe('item 4: a hung chat model falls back; a stalled stream fails', () => {
   });
 
   it('no chunk for CHAT_IDLE_TIMEOUT_MS mid-stream → done(truncated) + retryable error, text kept', async () => {
-    upstream.script('hang', { kind: 'stall', chunks: ['Half', ' way'], afterChunks: 2 });
-    const sessionId = await createSession(t.baseUrl, token);
-    const messageKey = clientMsgId('hard');
-    const response = await postTurn(t.baseUrl, sessionId, token, {
-      content: 'tell me',
-      client_msg_id: messageKey,
-    });
+    suite.upstream.script('hang', { kind: 'stall', chunks: ['Half', ' way'], afterChunks: 2 });
+    const body = turnBody('tell me');
+    const response = await suite.firstTurn(body);
 
-    expect(shape(response)).toEqual(['meta', 'delta', 'done', 'error']);
-    expect(frameOf(response, 'done').truncated).toBe(true);
-    expect(frameOf(response, 'error')).toEqual(
-      expect.objectContaining({ code: 'upstream_unavailable', retryable: true }),
-    );
+    expectTruncated(response);
     // Text had streamed: no fallback (the client already saw this model's words).
     expect(requestsFor('ok')).toHaveLength(0);
     await requestsFor('hang')[0].socketClosed;
@@ -315,17 +274,14 @@ describe('item 4: a hung chat model falls back; a stalled stream fails', () => {
     const stored = await assistantRow(messageId);
     expect(stored.content).toBe('Half way');
     expect(stored.status).toBe('failed');
-    expect((await turnRow(sessionId, messageKey))?.status).toBe('failed');
+    expect((await turnRow(response.sessionId, body.client_msg_id))?.status).toBe('failed');
   });
 
   it('the prompt composer gets the same limit: a stalled composer falls back to single attempts', async () => {
-    upstream.script('composer', { kind: 'stall' });
-    const sessionId = await createSession(t.baseUrl, token);
-    const response = await postTurn(t.baseUrl, sessionId, token, {
-      content: 'a lighthouse at dusk',
-      client_msg_id: clientMsgId('hard'),
-      image: { force: true, mode: 'image_only' },
-    });
+    suite.upstream.script('composer', { kind: 'stall' });
+    const response = await suite.firstTurn(
+      turnBody('a lighthouse at dusk', { image: { force: true, mode: 'image_only' } }),
+    );
 
     expect(types(response).at(-1)).toBe('final');
     expect(framesOf(response, 'image_attempt').map((frame) => frame.variant)).toEqual(['single']);
@@ -346,13 +302,8 @@ describe('item 4: a hung chat model falls back; a stalled stream fails', () => {
 
 describe('item 5: CHAT_MAX_TOKENS upstream and REPLY_MAX_CHARS on the stored reply', () => {
   it('sends CHAT_MAX_TOKENS as max_tokens on chat and composer requests', async () => {
-    const sessionId = await createSession(t.baseUrl, token);
-    await postTurn(t.baseUrl, sessionId, token, {
-      content: 'a fox',
-      client_msg_id: clientMsgId('hard'),
-      image: { force: true },
-    });
-    const chat = upstream.requests.filter((request) => request.type === 'chat-stream');
+    await suite.firstTurn(turnBody('a fox', { image: { force: true } }));
+    const chat = suite.upstream.requests.filter((request) => request.type === 'chat-stream');
     const composer = requestsFor('composer');
     expect(chat.length).toBeGreaterThan(0);
     expect(composer.length).toBe(1);
@@ -362,20 +313,12 @@ describe('item 5: CHAT_MAX_TOKENS upstream and REPLY_MAX_CHARS on the stored rep
   });
 
   it('an endless reply is cut at REPLY_MAX_CHARS: done(truncated) + error, upstream aborted, stored ≤ cap', async () => {
-    upstream.script('hang', { kind: 'endless', content: 'la ' });
-    const sessionId = await createSession(t.baseUrl, token);
-    const messageKey = clientMsgId('hard');
-    const response = await postTurn(t.baseUrl, sessionId, token, {
-      content: 'sing',
-      client_msg_id: messageKey,
-    });
+    suite.upstream.script('hang', { kind: 'endless', content: 'la ' });
+    const body = turnBody('sing');
+    const response = await suite.firstTurn(body);
 
-    expect(shape(response)).toEqual(['meta', 'delta', 'done', 'error']);
-    expect(frameOf(response, 'done').truncated).toBe(true);
-    expect(frameOf(response, 'error')).toEqual(
-      expect.objectContaining({ code: 'upstream_unavailable', retryable: true }),
-    );
-    const text = streamedText(response);
+    expectTruncated(response);
+    const text = replyText(response.frames);
     expect(text.length).toBeLessThanOrEqual(LIMITS.replyMaxChars);
     expect(text.length).toBeGreaterThan(LIMITS.replyMaxChars - 'la '.length);
     const [endless] = requestsFor('hang');
@@ -384,19 +327,17 @@ describe('item 5: CHAT_MAX_TOKENS upstream and REPLY_MAX_CHARS on the stored rep
     const stored = await assistantRow(frameOf(response, 'meta').message_id);
     expect(stored.content).toBe(text);
     expect(stored.metadata.truncated).toBe(true);
-    expect((await turnRow(sessionId, messageKey))?.error?.code).toBe('upstream_unavailable');
+    expect((await turnRow(response.sessionId, body.client_msg_id))?.error?.code).toBe(
+      'upstream_unavailable',
+    );
   });
 
   it('control: a reply of exactly REPLY_MAX_CHARS completes', async () => {
     const chunks = ['x'.repeat(LIMITS.replyMaxChars - 100), 'y'.repeat(100)];
-    upstream.script('hang', { kind: 'stream', chunks });
-    const sessionId = await createSession(t.baseUrl, token);
-    const response = await postTurn(t.baseUrl, sessionId, token, {
-      content: 'long',
-      client_msg_id: clientMsgId('hard'),
-    });
+    suite.upstream.script('hang', { kind: 'stream', chunks });
+    const response = await suite.firstTurn(turnBody('long'));
     expect(shape(response)).toEqual(['meta', 'delta', 'done', 'final']);
-    expect(streamedText(response)).toHaveLength(LIMITS.replyMaxChars);
+    expect(replyText(response.frames)).toHaveLength(LIMITS.replyMaxChars);
   });
 });
 
@@ -406,29 +347,21 @@ describe('item 5: CHAT_MAX_TOKENS upstream and REPLY_MAX_CHARS on the stored rep
 
 describe('item 6: silent truncation is a truncated reply', () => {
   it('closes cleanly without [DONE]/finish_reason → done(truncated) + retryable error, stored failed', async () => {
-    upstream.script('hang', {
+    suite.upstream.script('hang', {
       kind: 'stream',
       chunks: ['Cut', ' short'],
       done: false,
       finishReason: false,
     });
-    const sessionId = await createSession(t.baseUrl, token);
-    const messageKey = clientMsgId('hard');
-    const response = await postTurn(t.baseUrl, sessionId, token, {
-      content: 'go',
-      client_msg_id: messageKey,
-    });
+    const body = turnBody('go');
+    const response = await suite.firstTurn(body);
 
-    expect(shape(response)).toEqual(['meta', 'delta', 'done', 'error']);
-    expect(frameOf(response, 'done').truncated).toBe(true);
-    expect(frameOf(response, 'error')).toEqual(
-      expect.objectContaining({ code: 'upstream_unavailable', retryable: true }),
-    );
-    const history = await listMessages(t.baseUrl, sessionId, token);
+    expectTruncated(response);
+    const history = await suite.history(response.sessionId);
     const assistant = history.find((message) => message.role === 'assistant');
     expect(assistant).toEqual(expect.objectContaining({ content: 'Cut short', status: 'failed' }));
     expect((await assistantRow(assistant!.id)).metadata.truncated).toBe(true);
-    expect((await turnRow(sessionId, messageKey))?.status).toBe('failed');
+    expect((await turnRow(response.sessionId, body.client_msg_id))?.status).toBe('failed');
   });
 });
 
@@ -443,7 +376,7 @@ function rawClient(): Promise<{
   closed: Promise<number>;
   startedAt: number;
 }> {
-  const url = new URL(t.baseUrl);
+  const url = new URL(suite.baseUrl);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(url.port), url.hostname);
     let text = '';
@@ -457,40 +390,41 @@ function rawClient(): Promise<{
   });
 }
 
+/**
+ * Sends `head`, then `piece` every 100 ms until the server closes the socket: what came back, and
+ * how long after connecting the socket closed.
+ */
+async function trickle(head: string, piece: string): Promise<{ received: string; tookMs: number }> {
+  const client = await rawClient();
+  client.socket.write(head);
+  const timer = setInterval(() => {
+    if (!client.socket.destroyed) client.socket.write(piece);
+  }, 100);
+  try {
+    const closedAt = await client.closed;
+    return { received: client.received(), tookMs: closedAt - client.startedAt };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 describe('item 7: HTTP server timeouts', () => {
   it('a body trickled byte by byte is cut (408) after HTTP_REQUEST_TIMEOUT_MS, not held for minutes', async () => {
-    const sessionId = await createSession(t.baseUrl, token);
-    const client = await rawClient();
-    client.socket.write(
-      `POST /v1/sessions/${sessionId}/turns HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n` +
+    const sessionId = await suite.session();
+    const cut = await trickle(
+      `POST /v1/sessions/${sessionId}/turns HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${suite.token}\r\n` +
         'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"content":"',
+      'a',
     );
-    const trickle = setInterval(() => {
-      if (!client.socket.destroyed) client.socket.write('a');
-    }, 100);
-    try {
-      const closedAt = await client.closed;
-      expect(client.received()).toMatch(/^HTTP\/1\.1 408 /);
-      expect(closedAt - client.startedAt).toBeGreaterThanOrEqual(LIMITS.requestTimeoutMs - 100);
-      expect(closedAt - client.startedAt).toBeLessThan(10_000);
-    } finally {
-      clearInterval(trickle);
-    }
+    expect(cut.received).toMatch(/^HTTP\/1\.1 408 /);
+    expect(cut.tookMs).toBeGreaterThanOrEqual(LIMITS.requestTimeoutMs - 100);
+    expect(cut.tookMs).toBeLessThan(10_000);
   });
 
   it('headers sent slowly are cut after HTTP_HEADERS_TIMEOUT_MS', async () => {
-    const client = await rawClient();
-    client.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
-    const trickle = setInterval(() => {
-      if (!client.socket.destroyed) client.socket.write('X-Slow: y\r\n');
-    }, 100);
-    try {
-      const closedAt = await client.closed;
-      expect(client.received()).toMatch(/^HTTP\/1\.1 408 /);
-      expect(closedAt - client.startedAt).toBeLessThan(10_000);
-    } finally {
-      clearInterval(trickle);
-    }
+    const cut = await trickle('GET /healthz HTTP/1.1\r\nHost: x\r\n', 'X-Slow: y\r\n');
+    expect(cut.received).toMatch(/^HTTP\/1\.1 408 /);
+    expect(cut.tookMs).toBeLessThan(10_000);
   });
 
   it('an idle keep-alive connection is closed after HTTP_KEEPALIVE_TIMEOUT_MS (and says so)', async () => {
@@ -503,17 +437,14 @@ describe('item 7: HTTP server timeouts', () => {
   });
 
   it('a turn stream that lasts longer than the request timeout is not cut (the limit ends with the body)', async () => {
-    const chunks = Array.from({ length: 12 }, (_, index) => `w${index} `);
-    upstream.script('hang', { kind: 'stream', chunks, delayMs: 200 });
-    const sessionId = await createSession(t.baseUrl, token);
+    const chunks = wordChunks(12);
+    suite.upstream.script('hang', { kind: 'stream', chunks, delayMs: 200 });
+    const sessionId = await suite.session();
     const started = Date.now();
-    const response = await postTurn(t.baseUrl, sessionId, token, {
-      content: 'slowly',
-      client_msg_id: clientMsgId('hard'),
-    });
+    const response = await suite.turn(sessionId, turnBody('slowly'));
     expect(Date.now() - started).toBeGreaterThan(LIMITS.requestTimeoutMs * 2);
     expect(shape(response)).toEqual(['meta', 'delta', 'done', 'final']);
-    expect(streamedText(response)).toBe(chunks.join(''));
+    expect(replyText(response.frames)).toBe(chunks.join(''));
   });
 });
 
@@ -525,7 +456,7 @@ describe('item 9: small ones', () => {
   it.each(['0x10', '1e1', '+16', '16.0', ' 16', '0b1'])(
     'limit=%s → 400 on the sessions and messages lists',
     async (limit) => {
-      const sessionId = await createSession(t.baseUrl, token);
+      const sessionId = await suite.session();
       const query = `limit=${encodeURIComponent(limit)}`;
       expectRefusal(await api('GET', `/v1/sessions?${query}`), 400, 'invalid_payload');
       expectRefusal(
@@ -537,7 +468,7 @@ describe('item 9: small ones', () => {
   );
 
   it('control: limit=16 is accepted on both lists', async () => {
-    const sessionId = await createSession(t.baseUrl, token);
+    const sessionId = await suite.session();
     expect((await api('GET', '/v1/sessions?limit=16')).status).toBe(200);
     expect((await api('GET', `/v1/sessions/${sessionId}/messages?limit=16`)).status).toBe(200);
   });
@@ -545,12 +476,9 @@ describe('item 9: small ones', () => {
   it.each(['\u200B', '\u200B\u200C\u200D', '\u2060\uFEFF', ' \u200B\t\u00AD\n'])(
     'content made only of zero-width/format characters (%j) → 400, no row',
     async (content) => {
-      const sessionId = await createSession(t.baseUrl, token);
+      const sessionId = await suite.session();
       const before = await rowCounts();
-      const response = await postTurn(t.baseUrl, sessionId, token, {
-        content,
-        client_msg_id: clientMsgId('hard'),
-      });
+      const response = await suite.turn(sessionId, turnBody(content));
       expect(response.status).toBe(400);
       expect(response.json?.code).toBe('invalid_payload');
       expect(await rowCounts()).toEqual(before);
@@ -558,17 +486,14 @@ describe('item 9: small ones', () => {
   );
 
   it('an image upstream answering 200 with an HTML page is a `decode` attempt, not `zero_images`', async () => {
-    upstream.script('p1', { kind: 'html-200' });
-    const sessionId = await createSession(t.baseUrl, token);
-    const response = await postTurn(t.baseUrl, sessionId, token, {
-      content: 'a red fox',
-      client_msg_id: clientMsgId('hard'),
-      image: { force: true, mode: 'image_only' },
-    });
+    suite.upstream.script('p1', { kind: 'html-200' });
+    const response = await suite.firstTurn(
+      turnBody('a red fox', { image: { force: true, mode: 'image_only' } }),
+    );
 
     expect(types(response).at(-1)).toBe('final');
     frameOf(response, 'image');
-    const [message] = (await listMessages(t.baseUrl, sessionId, token)).filter(
+    const [message] = (await suite.history(response.sessionId)).filter(
       (item) => item.role === 'assistant',
     );
     const outcomes = message.image!.attempts.map((attempt) => [attempt.model, attempt.outcome]);

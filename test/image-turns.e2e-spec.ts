@@ -1,80 +1,55 @@
 import { ImageUrlSigner } from '../src/images/image-url.signer.js';
-import type { MessageDto } from '../src/chat/sessions/dto/message.dto.js';
 import type { Frame } from '../src/chat/turns/frames.js';
-import { type FakeUpstream, type RecordedRequest } from './harness/fake-upstream.js';
-import { closeAll, startApp, startWithUpstream, type TestApp } from './harness/app.js';
-import { clientMsgId, createSession, listMessages } from './harness/api.js';
+import type { RecordedRequest } from './harness/fake-upstream.js';
+import { upstreamEnv, useApp, useUpstream } from './harness/app.js';
+import { turnBody, userClient } from './harness/api.js';
 import {
   eventually,
+  expectIdsFrom,
   frameOf,
   framesOf,
-  postTurn,
-  type TurnOptions,
+  shape,
   type TurnResponse,
   types,
 } from './harness/sse-client.js';
 
-let upstream: FakeUpstream;
-let app: TestApp;
-let token: string;
+const suite = useUpstream({
+  CHAT_MODELS: 'chat',
+  IMAGE_MODELS: 'p1,p2',
+  IMAGE_COMPOSE_MODEL: 'composer',
+  IMAGE_ATTEMPT_TIMEOUT_MS: '2000',
+  TURN_TIMEOUT_MS: '10000',
+});
 
-/** Frame types with runs of deltas folded, so orders read like the contract. */
-function shape(response: TurnResponse): string[] {
-  return types(response).filter(
-    (type, index, list) => type !== 'delta' || list[index - 1] !== 'delta',
-  );
+/** A text reply's frames, deltas folded (as {@link shape} reads them). */
+const TEXT = ['meta', 'delta', 'done'];
+/** Every attempt of the chain failed: both variants on both models. */
+const EXHAUSTED = [...Array<string>(4).fill('image_attempt'), 'image_failed'];
+
+const forced = (content: string, image: Record<string, unknown> = {}) =>
+  turnBody(content, { image: { force: true, ...image } });
+
+/** Every frame but the closing `final` is about message `id`. */
+function expectAllOf(response: TurnResponse, id: string): void {
+  for (const item of response.frames.slice(0, -1)) {
+    expect(item.data).toMatchObject({ message_id: id });
+  }
 }
 
-const newSession = (target: TestApp = app, userToken = token): Promise<string> =>
-  createSession(target.baseUrl, userToken);
-const history = (sessionId: string): Promise<MessageDto[]> =>
-  listMessages(app.baseUrl, sessionId, token);
-
-/** A turn of alice's on the main app. */
-const run = (sessionId: string, body: unknown, options?: TurnOptions): Promise<TurnResponse> =>
-  postTurn(app.baseUrl, sessionId, token, body, options);
-
-const forced = (content: string, image: Record<string, unknown> = {}) => ({
-  content,
-  client_msg_id: clientMsgId('img'),
-  image: { force: true, ...image },
-});
-
-beforeAll(async () => {
-  ({ upstream, app, token } = await startWithUpstream({
-    CHAT_MODELS: 'chat',
-    IMAGE_MODELS: 'p1,p2',
-    IMAGE_COMPOSE_MODEL: 'composer',
-    IMAGE_ATTEMPT_TIMEOUT_MS: '2000',
-    TURN_TIMEOUT_MS: '10000',
-  }));
-});
-
-afterAll(() => closeAll(app, upstream));
-
-beforeEach(() => upstream.reset());
+/** The upstream calls of one kind. */
+const calls = (type: RecordedRequest['type']): RecordedRequest[] =>
+  suite.upstream.requests.filter((request) => request.type === type);
 
 describe('reply_text_image', () => {
   it('success: meta → delta* → done → image_pending → image_attempt → image → final', async () => {
-    const sessionId = await newSession();
-    const response = await run(sessionId, forced('a lighthouse', { aspect_ratio: '16:9' }));
+    const sessionId = await suite.session();
+    const response = await suite.turn(sessionId, forced('a lighthouse', { aspect_ratio: '16:9' }));
 
-    expect(shape(response)).toEqual([
-      'meta',
-      'delta',
-      'done',
-      'image_pending',
-      'image_attempt',
-      'image',
-      'final',
-    ]);
-    expect(response.frames.map((item) => item.id)).toEqual(
-      response.frames.map((_, index) => index + 1),
-    );
+    expect(shape(response)).toEqual([...TEXT, 'image_pending', 'image_attempt', 'image', 'final']);
+    expectIdsFrom(response);
     const id = frameOf(response, 'meta').message_id;
     expect(frameOf(response, 'meta').action_type).toBe('reply_text_image');
-    for (const item of response.frames.slice(0, -1))
-      expect(item.data).toMatchObject({ message_id: id });
+    expectAllOf(response, id);
     expect(frameOf(response, 'image_attempt')).toEqual({
       type: 'image_attempt',
       message_id: id,
@@ -95,16 +70,16 @@ describe('reply_text_image', () => {
 
     // image_pending is sent before the prompt composer is even called.
     const pendingAt = response.frames.find((item) => item.data.type === 'image_pending')!.at;
-    const composer = upstream.requests.find((request) => request.type === 'completion')!;
+    const [composer] = calls('completion');
     expect(composer.model).toBe('composer');
     expect(pendingAt).toBeLessThan(composer.receivedAt);
-    const draw = upstream.requests.find((request) => request.type === 'image')!;
+    const [draw] = calls('image');
     expect(draw.body).toMatchObject({
       modalities: ['image', 'text'],
       image_config: { aspect_ratio: '16:9' },
     });
 
-    const [assistant] = await history(sessionId);
+    const [assistant] = await suite.history(sessionId);
     expect(assistant).toMatchObject({
       id,
       status: 'complete',
@@ -124,9 +99,9 @@ describe('reply_text_image', () => {
   });
 
   it('falls back from a failing first model to the second with the right index/total', async () => {
-    upstream.script('p1', { kind: 'status', status: 500, code: 'boom' });
-    const sessionId = await newSession();
-    const response = await run(sessionId, forced('a fox'));
+    suite.upstream.script('p1', { kind: 'status', status: 500, code: 'boom' });
+    const sessionId = await suite.session();
+    const response = await suite.turn(sessionId, forced('a fox'));
     expect(
       framesOf(response, 'image_attempt').map((a) => [a.model, a.variant, a.index, a.total]),
     ).toEqual([
@@ -135,8 +110,8 @@ describe('reply_text_image', () => {
       ['p2', 'composed', 3, 4],
     ]);
     expect(frameOf(response, 'image').model).toBe('p2');
-    expect(upstream.requests.filter((request) => request.type === 'image')).toHaveLength(3);
-    const [assistant] = await history(sessionId);
+    expect(calls('image')).toHaveLength(3);
+    const [assistant] = await suite.history(sessionId);
     expect(assistant.image!.attempts.map((a) => [a.model, a.outcome, a.status ?? null])).toEqual([
       ['p1', 'status', 500],
       ['p1', 'status', 500],
@@ -146,24 +121,13 @@ describe('reply_text_image', () => {
   });
 
   it('failure: image_failed(chain_exhausted) then final, with every attempt stored', async () => {
-    upstream.script('p1', { kind: 'zero-images' });
-    upstream.script('p2', { kind: 'garbage' });
-    const sessionId = await newSession();
-    const response = await run(sessionId, forced('a ghost'));
-    expect(shape(response)).toEqual([
-      'meta',
-      'delta',
-      'done',
-      'image_pending',
-      'image_attempt',
-      'image_attempt',
-      'image_attempt',
-      'image_attempt',
-      'image_failed',
-      'final',
-    ]);
+    suite.upstream.script('p1', { kind: 'zero-images' });
+    suite.upstream.script('p2', { kind: 'garbage' });
+    const sessionId = await suite.session();
+    const response = await suite.turn(sessionId, forced('a ghost'));
+    expect(shape(response)).toEqual([...TEXT, 'image_pending', ...EXHAUSTED, 'final']);
     expect(frameOf(response, 'image_failed')).toMatchObject({ reason: 'chain_exhausted' });
-    const [assistant] = await history(sessionId);
+    const [assistant] = await suite.history(sessionId);
     expect(assistant.status).toBe('complete');
     expect(assistant.image).toBeNull();
     expect(assistant.image_failed!.attempts.map((a) => a.outcome)).toEqual([
@@ -175,9 +139,9 @@ describe('reply_text_image', () => {
   });
 
   it('uses single attempts when composing fails, and the caller-chosen model first', async () => {
-    upstream.script('composer', { kind: 'status', status: 500 });
-    upstream.script('p2', { kind: 'status', status: 503 });
-    const response = await run(await newSession(), forced('a tree', { model: 'p2' }));
+    suite.upstream.script('composer', { kind: 'status', status: 500 });
+    suite.upstream.script('p2', { kind: 'status', status: 503 });
+    const response = await suite.turn(await suite.session(), forced('a tree', { model: 'p2' }));
     expect(
       framesOf(response, 'image_attempt').map((a) => [a.model, a.variant, a.index, a.total]),
     ).toEqual([
@@ -190,8 +154,8 @@ describe('reply_text_image', () => {
 
 describe('reply_image', () => {
   it('success: image_pending(X) → image_attempt(X) → meta(X) → image(X) → done(X) → final', async () => {
-    const sessionId = await newSession();
-    const response = await run(sessionId, forced('a boat', { mode: 'image_only' }));
+    const sessionId = await suite.session();
+    const response = await suite.turn(sessionId, forced('a boat', { mode: 'image_only' }));
     expect(types(response)).toEqual([
       'image_pending',
       'image_attempt',
@@ -201,8 +165,7 @@ describe('reply_image', () => {
       'final',
     ]);
     const x = frameOf(response, 'image_pending').message_id;
-    for (const item of response.frames.slice(0, -1))
-      expect(item.data).toMatchObject({ message_id: x });
+    expectAllOf(response, x);
     expect(frameOf(response, 'meta')).toEqual({
       type: 'meta',
       message_id: x,
@@ -214,7 +177,7 @@ describe('reply_image', () => {
       message_ids: [x],
       action_type: 'reply_image',
     });
-    const [assistant] = await history(sessionId);
+    const [assistant] = await suite.history(sessionId);
     expect(assistant).toMatchObject({
       id: x,
       role: 'assistant',
@@ -225,22 +188,11 @@ describe('reply_image', () => {
   });
 
   it('failure: image_failed(X) → meta(Y, reply_text) → delta+ → done(Y) → final, X ≠ Y and X never stored', async () => {
-    upstream.script('p1', { kind: 'status', status: 500 });
-    upstream.script('p2', { kind: 'status', status: 502 });
-    const sessionId = await newSession();
-    const response = await run(sessionId, forced('a castle', { mode: 'image_only' }));
-    expect(shape(response)).toEqual([
-      'image_pending',
-      'image_attempt',
-      'image_attempt',
-      'image_attempt',
-      'image_attempt',
-      'image_failed',
-      'meta',
-      'delta',
-      'done',
-      'final',
-    ]);
+    suite.upstream.script('p1', { kind: 'status', status: 500 });
+    suite.upstream.script('p2', { kind: 'status', status: 502 });
+    const sessionId = await suite.session();
+    const response = await suite.turn(sessionId, forced('a castle', { mode: 'image_only' }));
+    expect(shape(response)).toEqual(['image_pending', ...EXHAUSTED, ...TEXT, 'final']);
     const x = frameOf(response, 'image_pending').message_id;
     expect(frameOf(response, 'image_failed')).toEqual({
       type: 'image_failed',
@@ -253,7 +205,7 @@ describe('reply_image', () => {
     expect(frameOf(response, 'done').message_id).toBe(y);
     expect(frameOf(response, 'final').message_ids).toEqual([y]);
 
-    const stored = await history(sessionId);
+    const stored = await suite.history(sessionId);
     expect(stored.map((message) => message.id)).not.toContain(x);
     expect(stored.map((message) => message.role)).toEqual(['assistant', 'user']);
     expect(stored[0]).toMatchObject({ id: y, action_type: 'reply_text', image: null });
@@ -262,35 +214,27 @@ describe('reply_image', () => {
   });
 
   it('keeps the image diagnostic when the text reply Y also fails before its first token', async () => {
-    upstream.script('p1', { kind: 'status', status: 500 });
-    upstream.script('p2', { kind: 'status', status: 500 });
-    upstream.script('chat', { kind: 'status', status: 503 });
-    const sessionId = await newSession();
+    suite.upstream.script('p1', { kind: 'status', status: 500 });
+    suite.upstream.script('p2', { kind: 'status', status: 500 });
+    suite.upstream.script('chat', { kind: 'status', status: 503 });
+    const sessionId = await suite.session();
     const body = forced('doomed', { mode: 'image_only' });
-    const first = await run(sessionId, body);
-    expect(shape(first)).toEqual([
-      'image_pending',
-      'image_attempt',
-      'image_attempt',
-      'image_attempt',
-      'image_attempt',
-      'image_failed',
-      'error',
-    ]);
-    const again = await run(sessionId, body);
+    const first = await suite.turn(sessionId, body);
+    expect(shape(first)).toEqual(['image_pending', ...EXHAUSTED, 'error']);
+    const again = await suite.turn(sessionId, body);
     expect(types(again)).toEqual(['image_pending', 'image_failed', 'error']);
     expect(frameOf(again, 'image_failed')).toEqual(frameOf(first, 'image_failed'));
     expect(frameOf(again, 'error')).toEqual(frameOf(first, 'error'));
-    expect((await history(sessionId)).map((message) => message.role)).toEqual(['user']);
+    expect((await suite.history(sessionId)).map((message) => message.role)).toEqual(['user']);
   });
 
   it('a forced image_only turn may have an empty message when image_prompt says what to draw', async () => {
-    const response = await run(
-      await newSession(),
+    const response = await suite.turn(
+      await suite.session(),
       forced('', { mode: 'image_only', image_prompt: 'a red kite' }),
     );
     expect(types(response).at(-1)).toBe('final');
-    const composer = upstream.requests.find((request) => request.type === 'completion')!;
+    const [composer] = calls('completion');
     expect(JSON.stringify(composer.body)).toContain('a red kite');
   });
 });
@@ -305,38 +249,36 @@ async function leaveDuring(
   frameType: Frame['type'],
   requestType: RecordedRequest['type'],
 ): Promise<{ request: RecordedRequest; leftAt: number }> {
-  const find = (): RecordedRequest | undefined =>
-    upstream.requests.find((request) => request.type === requestType);
   let leftAt = 0;
-  await run(sessionId, body, {
+  await suite.turn(sessionId, body, {
     onFrame: (received, disconnect) => {
       if (received.data.type !== frameType) return;
-      void eventually(async () => find()).then(() => {
+      void eventually(async () => calls(requestType)[0]).then(() => {
         leftAt = performance.now();
         disconnect();
       });
     },
   });
-  return { request: find()!, leftAt };
+  return { request: calls(requestType)[0], leftAt };
 }
 
 describe('cancellation of image work', () => {
   it('aborts the composer call when the client leaves during composing', async () => {
-    upstream.script('composer', { kind: 'stall' });
+    suite.upstream.script('composer', { kind: 'stall' });
     const { request: composer, leftAt } = await leaveDuring(
-      await newSession(),
+      await suite.session(),
       forced('slow compose'),
       'image_pending',
       'completion',
     );
     const closedAt = await composer.closed;
     expect(closedAt - leftAt).toBeLessThan(100);
-    expect(upstream.requests.filter((request) => request.type === 'image')).toHaveLength(0);
+    expect(calls('image')).toHaveLength(0);
   });
 
   it('aborts the in-flight draw when the client leaves during an attempt', async () => {
-    upstream.script('p1', { kind: 'image', delayMs: 5000 });
-    const sessionId = await newSession();
+    suite.upstream.script('p1', { kind: 'image', delayMs: 5000 });
+    const sessionId = await suite.session();
     const { request: draw, leftAt } = await leaveDuring(
       sessionId,
       forced('slow draw'),
@@ -348,22 +290,17 @@ describe('cancellation of image work', () => {
     expect(closedAt - leftAt).toBeLessThan(100);
     // The text part had finished: it stays complete; no image was stored and no further attempt made.
     const [assistant] = await eventually(async () => {
-      const items = await history(sessionId);
+      const items = await suite.history(sessionId);
       return items[0]?.role === 'assistant' ? items : null;
     });
     expect(assistant).toMatchObject({ status: 'complete', image: null });
-    expect(upstream.requests.filter((request) => request.type === 'image')).toHaveLength(1);
+    expect(calls('image')).toHaveLength(1);
   });
 });
 
 describe('replay and signed URLs', () => {
   it('replays an image turn without calling the upstream and returns the same image', async () => {
-    const sessionId = await newSession();
-    const body = forced('replayed picture');
-    const first = await run(sessionId, body);
-    const calls = upstream.requests.length;
-    const again = await run(sessionId, body);
-    expect(upstream.requests.length).toBe(calls);
+    const { first, again } = await suite.replayed(forced('replayed picture'));
     expect(types(again)).toEqual(['meta', 'delta', 'done', 'image_pending', 'image', 'final']);
     const before = frameOf(first, 'image');
     const after = frameOf(again, 'image');
@@ -374,26 +311,19 @@ describe('replay and signed URLs', () => {
   });
 
   it('replays a degraded reply_image turn with the same X and Y', async () => {
-    upstream.script('p1', { kind: 'status', status: 500 });
-    upstream.script('p2', { kind: 'status', status: 500 });
-    const sessionId = await newSession();
+    suite.upstream.script('p1', { kind: 'status', status: 500 });
+    suite.upstream.script('p2', { kind: 'status', status: 500 });
+    const sessionId = await suite.session();
     const body = forced('never drawn', { mode: 'image_only' });
-    const first = await run(sessionId, body);
-    const again = await run(sessionId, body);
-    expect(types(again)).toEqual([
-      'image_pending',
-      'image_failed',
-      'meta',
-      'delta',
-      'done',
-      'final',
-    ]);
+    const first = await suite.turn(sessionId, body);
+    const again = await suite.turn(sessionId, body);
+    expect(types(again)).toEqual(['image_pending', 'image_failed', ...TEXT, 'final']);
     expect(frameOf(again, 'image_failed')).toEqual(frameOf(first, 'image_failed'));
     expect(frameOf(again, 'meta')).toEqual(frameOf(first, 'meta'));
   });
 
   it('refuses a tampered or expired signature with 403', async () => {
-    const response = await run(await newSession(), forced('signed'));
+    const response = await suite.turn(await suite.session(), forced('signed'));
     const url = new URL(frameOf(response, 'image').url);
     const tampered = new URL(url);
     tampered.searchParams.set('sig', `${url.searchParams.get('sig')!.slice(0, -2)}xx`);
@@ -402,8 +332,11 @@ describe('replay and signed URLs', () => {
     expect(await forbidden.json()).toMatchObject({ code: 'forbidden' });
 
     const imageId = url.pathname.split('/').at(-1)!;
-    const signer = app.app.get(ImageUrlSigner);
-    const expired = signer.sign(imageId, Date.now() - 2 * app.config.image.urlTtlSeconds * 1000);
+    const signer = suite.app.app.get(ImageUrlSigner);
+    const expired = signer.sign(
+      imageId,
+      Date.now() - 2 * suite.app.config.image.urlTtlSeconds * 1000,
+    );
     expect((await fetch(expired.url)).status).toBe(403);
     const fresh = signer.sign(imageId);
     expect((await fetch(fresh.url)).status).toBe(200);
@@ -416,73 +349,39 @@ describe('action planner', () => {
     ['给我画一只猫', 'reply_text_image'],
     ['hello', 'reply_text'],
   ])('%s → %s', async (content, action) => {
-    const response = await run(await newSession(), {
-      content,
-      client_msg_id: clientMsgId('img'),
-      image: {},
-    });
+    const response = await suite.turn(await suite.session(), turnBody(content, { image: {} }));
     expect(frameOf(response, 'final').action_type).toBe(action);
     expect(types(response).includes('image_pending')).toBe(action !== 'reply_text');
   });
 });
 
 describe('image generation off', () => {
-  let disabled: TestApp;
-  beforeAll(async () => {
-    disabled = await startApp({
-      LLM_BASE_URL: upstream.baseUrl,
-      LLM_API_KEY: 'test-key',
-      CHAT_MODELS: 'chat',
-      IMAGE_MODELS: '',
-    });
-  });
-  afterAll(() => disabled.close());
+  const disabled = useApp(() =>
+    upstreamEnv(suite.upstream, { CHAT_MODELS: 'chat', IMAGE_MODELS: '' }),
+  );
+
+  /** A turn of alice's in a new session on the app without image models. */
+  async function runDisabled(body: unknown): Promise<TurnResponse> {
+    const alice = userClient(disabled.baseUrl, await disabled.token('alice'));
+    return alice.turn(await alice.session(), body);
+  }
 
   it('answers a forced image turn with 422 image_disabled', async () => {
-    const aliceToken = await disabled.token('alice');
-    const response = await postTurn(
-      disabled.baseUrl,
-      await newSession(disabled, aliceToken),
-      aliceToken,
-      forced('x'),
-    );
+    const response = await runDisabled(forced('x'));
     expect(response.status).toBe(422);
     expect(response.json).toMatchObject({ code: 'image_disabled' });
   });
 
   it('does not draw with a caller-named model either', async () => {
-    const aliceToken = await disabled.token('alice');
-    const response = await postTurn(
-      disabled.baseUrl,
-      await newSession(disabled, aliceToken),
-      aliceToken,
-      { content: 'draw me a dog', client_msg_id: clientMsgId('img'), image: { model: 'p1' } },
-    );
+    const response = await runDisabled(turnBody('draw me a dog', { image: { model: 'p1' } }));
     expect(frameOf(response, 'image_failed').reason).toBe('config_error');
-    expect(upstream.requests.filter((request) => request.type === 'image')).toHaveLength(0);
+    expect(calls('image')).toHaveLength(0);
   });
 
   it('answers a planned image turn with image_pending → image_failed(config_error) and no attempt', async () => {
-    const aliceToken = await disabled.token('alice');
-    const response = await postTurn(
-      disabled.baseUrl,
-      await newSession(disabled, aliceToken),
-      aliceToken,
-      {
-        content: 'draw me a cat',
-        client_msg_id: clientMsgId('img'),
-        image: {},
-      },
-    );
-    expect(shape(response)).toEqual([
-      'meta',
-      'delta',
-      'done',
-      'image_pending',
-      'image_failed',
-      'final',
-    ]);
+    const response = await runDisabled(turnBody('draw me a cat', { image: {} }));
+    expect(shape(response)).toEqual([...TEXT, 'image_pending', 'image_failed', 'final']);
     expect(frameOf(response, 'image_failed').reason).toBe('config_error');
-    expect(upstream.requests.filter((request) => request.type === 'image')).toHaveLength(0);
+    expect(calls('image')).toHaveLength(0);
   });
 });

@@ -10,30 +10,21 @@ import { ImageStore } from '../src/images/image-store.js';
 import { ImageSweepJob, ORPHAN_GRACE_MS } from '../src/images/image-sweep.job.js';
 import { ImageUrlSigner } from '../src/images/image-url.signer.js';
 import { ImagesRepository } from '../src/images/images.repository.js';
-import { clientMsgId, createSession, listMessages } from './harness/api.js';
-import { startApp, type TestApp } from './harness/app.js';
-import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
-import { frameOf, postTurn } from './harness/sse-client.js';
+import { turnBody, userClient } from './harness/api.js';
+import { startApp, type TestApp, upstreamEnv, useUpstream } from './harness/app.js';
+import { frameOf } from './harness/sse-client.js';
 
-let upstream: FakeUpstream;
-let app: TestApp;
-let token: string;
-
-const upstreamEnv = (): Record<string, string> => ({
-  LLM_BASE_URL: upstream.baseUrl,
-  LLM_API_KEY: 'test-key',
+const ENV = {
   CHAT_MODELS: 'chat',
   IMAGE_MODELS: 'p1',
   IMAGE_COMPOSE_MODEL: 'off',
   IMAGE_ATTEMPT_TIMEOUT_MS: '5000',
   TURN_TIMEOUT_MS: '20000',
-});
+};
+const suite = useUpstream(ENV);
+const { app } = suite;
 
-const forced = (content: string) => ({
-  content,
-  client_msg_id: clientMsgId('images'),
-  image: { force: true },
-});
+const forced = (content: string) => turnBody(content, { image: { force: true } });
 
 const store = (target: TestApp = app): ImageStore => target.app.get(ImageStore);
 const database = (target: TestApp = app): DatabaseClient => target.app.get(DatabaseClient);
@@ -53,28 +44,15 @@ async function storedInMedium(id: string): Promise<boolean> {
 
 /** A turn that draws a 64×64 PNG; returns where it lives and the bytes the stream carried inline. */
 async function drawImage(sessionId: string): Promise<{ url: string; id: string; bytes: Buffer }> {
-  const response = await postTurn(app.baseUrl, sessionId, token, forced('a lighthouse'));
+  const response = await suite.turn(sessionId, forced('a lighthouse'));
   const frame = frameOf(response, 'image');
   const bytes = Buffer.from(frame.data_url!.replace(/^data:image\/png;base64,/, ''), 'base64');
   return { url: frame.url, id: imageIdOf(frame.url), bytes };
 }
 
-beforeAll(async () => {
-  upstream = await startFakeUpstream();
-  app = await startApp(upstreamEnv());
-  token = await app.token('alice');
-});
-
-afterAll(async () => {
-  await app?.close();
-  await upstream?.close();
-});
-
-beforeEach(() => upstream.reset());
-
 describe('image store', () => {
   it('stores an image turn’s bytes in the store, not in the embedded database', async () => {
-    const sessionId = await createSession(app.baseUrl, token);
+    const sessionId = await suite.session();
     const { id, bytes } = await drawImage(sessionId);
     expect(bytes.subarray(1, 4).toString('latin1')).toBe('PNG');
 
@@ -95,7 +73,7 @@ describe('image store', () => {
   });
 
   it('serves the bytes at the signed URL with an ETag and an immutable private cache until exp', async () => {
-    const { url, id, bytes } = await drawImage(await createSession(app.baseUrl, token));
+    const { url, id, bytes } = await drawImage(await suite.session());
     const response = await fetch(url);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('image/png');
@@ -112,7 +90,7 @@ describe('image store', () => {
   });
 
   it('answers 304 with no body to a matching If-None-Match, 200 to another', async () => {
-    const { url, id } = await drawImage(await createSession(app.baseUrl, token));
+    const { url, id } = await drawImage(await suite.session());
     const cached = await fetch(url, { headers: { 'if-none-match': `"${id}"` } });
     expect(cached.status).toBe(304);
     expect(cached.headers.get('etag')).toBe(`"${id}"`);
@@ -124,7 +102,7 @@ describe('image store', () => {
   });
 
   it('answers 403 to a tampered signature before any lookup', async () => {
-    const { url } = await drawImage(await createSession(app.baseUrl, token));
+    const { url } = await drawImage(await suite.session());
     const lookups = jest.spyOn(app.app.get(ImagesRepository), 'findById');
     const opens = jest.spyOn(store(), 'open');
     try {
@@ -147,15 +125,15 @@ describe('image store', () => {
   });
 
   it('deleting a session removes its image bytes, and its URLs answer 404', async () => {
-    const sessionId = await createSession(app.baseUrl, token);
+    const sessionId = await suite.session();
     const first = await drawImage(sessionId);
     const second = await drawImage(sessionId);
-    const keptSession = await createSession(app.baseUrl, token);
+    const keptSession = await suite.session();
     const kept = await drawImage(keptSession);
 
     const response = await fetch(`${app.baseUrl}/v1/sessions/${sessionId}`, {
       method: 'DELETE',
-      headers: { authorization: `Bearer ${token}` },
+      headers: { authorization: `Bearer ${suite.token}` },
     });
     expect(response.status).toBe(204);
 
@@ -167,7 +145,7 @@ describe('image store', () => {
   });
 
   it('the sweep removes old bytes without a row (a crash between bytes and row), nothing else', async () => {
-    const { id: live } = await drawImage(await createSession(app.baseUrl, token));
+    const { id: live } = await drawImage(await suite.session());
     const orphan = randomUUID();
     await store().put(orphan, Buffer.from('bytes whose row was never written'));
     const sweep = app.app.get(ImageSweepJob);
@@ -182,17 +160,17 @@ describe('image store', () => {
   });
 
   it('replays a turn with its image read back from the store', async () => {
-    const sessionId = await createSession(app.baseUrl, token);
+    const sessionId = await suite.session();
     const body = forced('a windmill');
-    const live = frameOf(await postTurn(app.baseUrl, sessionId, token, body), 'image');
-    const replay = await postTurn(app.baseUrl, sessionId, token, body);
+    const live = frameOf(await suite.turn(sessionId, body), 'image');
+    const replay = await suite.turn(sessionId, body);
     const replayed = frameOf(replay, 'image');
     expect(replayed.data_url).toBe(live.data_url);
     expect(imageIdOf(replayed.url)).toBe(imageIdOf(live.url));
   });
 
   it('keeps answering /healthz while clients fetch a multi-MB image', async () => {
-    const sessionId = await createSession(app.baseUrl, token);
+    const sessionId = await suite.session();
     const messageId = randomUUID();
     const imageId = randomUUID();
     const bytes = randomBytes(3 * 1024 * 1024);
@@ -230,7 +208,7 @@ describe('IMAGE_MAX_BYTES', () => {
   let small: TestApp | undefined;
 
   beforeAll(async () => {
-    small = await startApp({ ...upstreamEnv(), IMAGE_MAX_BYTES: '1024' });
+    small = await startApp(upstreamEnv(suite.upstream, { ...ENV, IMAGE_MAX_BYTES: '1024' }));
   });
 
   afterAll(async () => {
@@ -243,16 +221,15 @@ describe('IMAGE_MAX_BYTES', () => {
   };
 
   it('an upstream image over the limit is a failed decode attempt, with a message saying so', async () => {
-    upstream.script('p1', { kind: 'image', width: 256, height: 256 });
+    suite.upstream.script('p1', { kind: 'image', width: 256, height: 256 });
     const warnings = jest.spyOn(Logger.prototype, 'warn');
     try {
       const target = smallApp();
-      const userToken = await target.token('bob');
-      const sessionId = await createSession(target.baseUrl, userToken);
-      const response = await postTurn(target.baseUrl, sessionId, userToken, forced('a big one'));
+      const bob = userClient(target.baseUrl, await target.token('bob'));
+      const response = await bob.firstTurn(forced('a big one'));
 
       expect(frameOf(response, 'image_failed').reason).toBe('chain_exhausted');
-      const [message] = await listMessages(target.baseUrl, sessionId, userToken);
+      const [message] = await bob.history(response.sessionId);
       expect(message.image_failed?.attempts.map((attempt) => attempt.outcome)).toEqual(['decode']);
       expect(warnings.mock.calls.map((call) => String(call[0]))).toContainEqual(
         expect.stringMatching(

@@ -1,61 +1,33 @@
 import { performance } from 'node:perf_hooks';
-import { clientMsgId, createSession, listMessages } from './harness/api.js';
-import { closeAll, startWithUpstream, type TestApp } from './harness/app.js';
-import { type FakeUpstream, type RecordedRequest } from './harness/fake-upstream.js';
-import {
-  eventually,
-  frameOf,
-  framesOf,
-  postTurn,
-  type TurnOptions,
-  type TurnResponse,
-  types,
-} from './harness/sse-client.js';
+import { turnBody } from './harness/api.js';
+import { useUpstream } from './harness/app.js';
+import type { RecordedRequest } from './harness/fake-upstream.js';
+import { eventually, frameOf, framesOf, type TurnResponse, types } from './harness/sse-client.js';
 
 /**
  * Partial image previews through the fallback chain (docs/api-reference.md §13), on the OpenAI
  * Images API flavour of the fake upstream, and `image.concurrent` (draw while the text streams).
  */
-let upstream: FakeUpstream;
-let app: TestApp;
-let token: string;
+const suite = useUpstream(
+  {
+    IMAGE_API: 'images',
+    CHAT_MODELS: 'chat',
+    IMAGE_MODELS: 'p1,p2',
+    IMAGE_COMPOSE_MODEL: 'off',
+    IMAGE_ATTEMPT_TIMEOUT_MS: '5000',
+    IMAGE_PREVIEW_MAX_BYTES: '4096',
+    TURN_TIMEOUT_MS: '15000',
+  },
+  'pia',
+);
 
-beforeAll(async () => {
-  ({ upstream, app, token } = await startWithUpstream(
-    {
-      IMAGE_API: 'images',
-      CHAT_MODELS: 'chat',
-      IMAGE_MODELS: 'p1,p2',
-      IMAGE_COMPOSE_MODEL: 'off',
-      IMAGE_ATTEMPT_TIMEOUT_MS: '5000',
-      IMAGE_PREVIEW_MAX_BYTES: '4096',
-      TURN_TIMEOUT_MS: '15000',
-    },
-    'pia',
-  ));
-});
-
-afterAll(() => closeAll(app, upstream));
-
-beforeEach(() => upstream.reset());
-
-/** Runs a turn in a new session: the stream, and where its messages are. */
-async function run(
-  body: unknown,
-  options?: TurnOptions,
-): Promise<TurnResponse & { sessionId: string }> {
-  const sessionId = await createSession(app.baseUrl, token);
-  return { ...(await postTurn(app.baseUrl, sessionId, token, body, options)), sessionId };
-}
-
-const draw = (partialImages: number, extra: Record<string, unknown> = {}) => ({
-  content: 'a lighthouse at dusk',
-  client_msg_id: clientMsgId('pv'),
-  image: { force: true, mode: 'image_only', partial_images: partialImages, ...extra },
-});
+const draw = (partialImages: number, extra: Record<string, unknown> = {}) =>
+  turnBody('a lighthouse at dusk', {
+    image: { force: true, mode: 'image_only', partial_images: partialImages, ...extra },
+  });
 
 const drawRequests = (): RecordedRequest[] =>
-  upstream.requests.filter((request) => request.type === 'images-api');
+  suite.upstream.requests.filter((request) => request.type === 'images-api');
 
 /** The previews as [attempt index, partial index]. */
 const previews = (response: TurnResponse): number[][] =>
@@ -63,8 +35,8 @@ const previews = (response: TurnResponse): number[][] =>
 
 describe('image_partial previews', () => {
   it('sends the asked previews after their attempt, in order, each a checked inline image', async () => {
-    upstream.script('p1', { kind: 'images', partials: 2 });
-    const response = await run(draw(2));
+    suite.upstream.script('p1', { kind: 'images', partials: 2 });
+    const response = await suite.firstTurn(draw(2));
 
     expect(types(response)).toEqual([
       'image_pending',
@@ -91,9 +63,9 @@ describe('image_partial previews', () => {
   });
 
   it('a preview of an attempt that then fails is followed by the next attempt', async () => {
-    upstream.script('p1', { kind: 'partial-then-error', afterPartials: 1 });
-    upstream.script('p2', { kind: 'images', partials: 2 });
-    const response = await run(draw(2));
+    suite.upstream.script('p1', { kind: 'partial-then-error', afterPartials: 1 });
+    suite.upstream.script('p2', { kind: 'images', partials: 2 });
+    const response = await suite.firstTurn(draw(2));
 
     expect(types(response).slice(0, 6)).toEqual([
       'image_pending',
@@ -109,7 +81,7 @@ describe('image_partial previews', () => {
       [2, 1],
     ]);
     expect(frameOf(response, 'image').model).toBe('p2');
-    const [message] = await listMessages(app.baseUrl, response.sessionId, token);
+    const [message] = await suite.history(response.sessionId);
     expect(message.image?.attempts.map((attempt) => [attempt.model, attempt.outcome])).toEqual([
       ['p1', 'transport'],
       ['p2', 'ok'],
@@ -117,17 +89,17 @@ describe('image_partial previews', () => {
   });
 
   it('sends no preview with partial_images 0 (a plain, unstreamed request), nor in a replay', async () => {
-    upstream.script('p1', { kind: 'images', partials: 2 });
-    const sessionId = await createSession(app.baseUrl, token);
+    suite.upstream.script('p1', { kind: 'images', partials: 2 });
+    const sessionId = await suite.session();
     const body = draw(2);
-    const live = await postTurn(app.baseUrl, sessionId, token, body);
+    const live = await suite.turn(sessionId, body);
     expect(previews(live)).toHaveLength(2);
-    const replay = await postTurn(app.baseUrl, sessionId, token, body);
+    const replay = await suite.turn(sessionId, body);
     expect(frameOf(replay, 'final').replayed).toBe(true);
     expect(previews(replay)).toEqual([]);
 
-    upstream.reset();
-    const plain = await run(draw(0));
+    suite.upstream.reset();
+    const plain = await suite.firstTurn(draw(0));
     expect(previews(plain)).toEqual([]);
     expect(types(plain).at(-1)).toBe('final');
     expect(drawRequests()[0].body['stream']).not.toBe(true);
@@ -137,8 +109,8 @@ describe('image_partial previews', () => {
     ['not an image', 'garbage'],
     ['over IMAGE_PREVIEW_MAX_BYTES', 'huge'],
   ] as const)('drops a preview that is %s without failing the attempt', async (_label, bad) => {
-    upstream.script('p1', { kind: 'images', partials: 2, badPartials: { 0: bad } });
-    const response = await run(draw(2));
+    suite.upstream.script('p1', { kind: 'images', partials: 2, badPartials: { 0: bad } });
+    const response = await suite.firstTurn(draw(2));
 
     expect(previews(response)).toEqual([[1, 0]]);
     expect(framesOf(response, 'image_attempt')).toHaveLength(1);
@@ -146,9 +118,9 @@ describe('image_partial previews', () => {
   });
 
   it('closes the streamed draw within 100 ms when the client leaves after a preview', async () => {
-    upstream.script('p1', { kind: 'images', partials: 3, delayMs: 400 });
+    suite.upstream.script('p1', { kind: 'images', partials: 3, delayMs: 400 });
     let leftAt = 0;
-    await run(draw(3), {
+    await suite.firstTurn(draw(3), {
       onFrame: (received, disconnect) => {
         if (received.data.type !== 'image_partial') return;
         leftAt = performance.now();
@@ -163,11 +135,8 @@ describe('image_partial previews', () => {
 });
 
 describe('image.concurrent: draw while the text streams', () => {
-  const both = (extra: Record<string, unknown> = {}) => ({
-    content: 'tell me about lighthouses',
-    client_msg_id: clientMsgId('cc'),
-    image: { force: true, concurrent: true, ...extra },
-  });
+  const both = (extra: Record<string, unknown> = {}) =>
+    turnBody('tell me about lighthouses', { image: { force: true, concurrent: true, ...extra } });
   const slowText = {
     kind: 'stream',
     chunks: 'one two three four five six'.split(' '),
@@ -175,9 +144,9 @@ describe('image.concurrent: draw while the text streams', () => {
   } as const;
 
   it('starts the draw with the turn: image frames come between the deltas, final last', async () => {
-    upstream.script('chat', slowText);
-    upstream.script('p1', { kind: 'images', partials: 1, delayMs: 50 });
-    const response = await run(both({ partial_images: 1 }));
+    suite.upstream.script('chat', slowText);
+    suite.upstream.script('p1', { kind: 'images', partials: 1, delayMs: 50 });
+    const response = await suite.firstTurn(both({ partial_images: 1 }));
     const order = types(response);
 
     expect(order.slice(0, 2)).toEqual(['meta', 'image_pending']);
@@ -192,16 +161,16 @@ describe('image.concurrent: draw while the text streams', () => {
         (frame) => !('message_id' in frame.data) || frame.data.message_id === id,
       ),
     ).toBe(true);
-    const [message] = await listMessages(app.baseUrl, response.sessionId, token);
+    const [message] = await suite.history(response.sessionId);
     expect(message.content).toBe('one two three four five six'.split(' ').join(''));
     expect(message.image?.model).toBe('p1');
   });
 
   it('an image failure leaves the text to finish: image_failed, then the rest, then final', async () => {
-    upstream.script('chat', slowText);
-    upstream.script('p1', { kind: 'status', status: 500 });
-    upstream.script('p2', { kind: 'status', status: 500 });
-    const response = await run(both());
+    suite.upstream.script('chat', slowText);
+    suite.upstream.script('p1', { kind: 'status', status: 500 });
+    suite.upstream.script('p2', { kind: 'status', status: 500 });
+    const response = await suite.firstTurn(both());
     const order = types(response);
 
     expect(order).toContain('image_failed');
@@ -210,9 +179,9 @@ describe('image.concurrent: draw while the text streams', () => {
   });
 
   it('a text failure ends the turn v1-style and tears the draw down', async () => {
-    upstream.script('chat', { kind: 'cut', chunks: ['a', 'b', 'c'], afterChunks: 2 });
-    upstream.script('p1', { kind: 'images', delayMs: 5000 });
-    const response = await run(both());
+    suite.upstream.script('chat', { kind: 'cut', chunks: ['a', 'b', 'c'], afterChunks: 2 });
+    suite.upstream.script('p1', { kind: 'images', delayMs: 5000 });
+    const response = await suite.firstTurn(both());
 
     expect(types(response).slice(-2)).toEqual(['done', 'error']);
     expect(frameOf(response, 'done').truncated).toBe(true);
@@ -222,10 +191,10 @@ describe('image.concurrent: draw while the text streams', () => {
   });
 
   it('closes both upstream calls within 100 ms when the client leaves', async () => {
-    upstream.script('chat', { ...slowText, delayMs: 400 });
-    upstream.script('p1', { kind: 'images', delayMs: 5000 });
+    suite.upstream.script('chat', { ...slowText, delayMs: 400 });
+    suite.upstream.script('p1', { kind: 'images', delayMs: 5000 });
     let leftAt = 0;
-    await run(both(), {
+    await suite.firstTurn(both(), {
       onFrame: (received, disconnect) => {
         if (received.data.type !== 'image_attempt') return;
         void eventually(async () => drawRequests()[0]).then(() => {
@@ -234,7 +203,7 @@ describe('image.concurrent: draw while the text streams', () => {
         });
       },
     });
-    const chat = upstream.requests.find((request) => request.type === 'chat-stream')!;
+    const chat = suite.upstream.requests.find((request) => request.type === 'chat-stream')!;
     const [image] = drawRequests();
     const [chatClosed, imageClosed] = await Promise.all([chat.closed, image.closed]);
     expect(chatClosed - leftAt).toBeLessThan(100);

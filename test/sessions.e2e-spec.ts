@@ -1,15 +1,14 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import fc from 'fast-check';
-import { SignJWT } from 'jose';
 import request, { type Response } from 'supertest';
 import type { MessageDto, MessagePageDto } from '../src/chat/sessions/dto/message.dto.js';
 import type { SessionDto, SessionPageDto } from '../src/chat/sessions/dto/session.dto.js';
 import { DatabaseClient } from '../src/database/database.client.js';
 import { images, messages, turns } from '../src/database/schema.js';
-import { clientMsgId } from './harness/api.js';
-import { startApp, TEST_SECRET, type TestApp } from './harness/app.js';
-import { frameOf, postTurn, type TurnResponse, types } from './harness/sse-client.js';
+import { turnBody } from './harness/api.js';
+import { signToken, useApp } from './harness/app.js';
+import { frameOf, postTurn, replyText, type TurnResponse, types } from './harness/sse-client.js';
 import {
   awkwardButStorable,
   hazardousUnit,
@@ -17,7 +16,7 @@ import {
   unstorableText,
 } from './harness/unstorable-text.js';
 
-let t: TestApp;
+const t = useApp();
 let alice: string;
 
 const api = () => request(t.app.getHttpServer());
@@ -77,12 +76,7 @@ const binary = (res: Response, callback: (error: Error | null, body: Buffer) => 
 };
 
 beforeAll(async () => {
-  t = await startApp();
   alice = await t.token('alice');
-});
-
-afterAll(async () => {
-  await t?.close();
 });
 
 describe('public endpoints', () => {
@@ -275,19 +269,17 @@ describe('message history', () => {
   beforeAll(async () => {
     sessionId = (await createSession(alice, { title: 'history' })).id;
     for (const content of ['first question', 'second question', 'third question']) {
-      const messageKey = clientMsgId('sess');
-      const response = await turn(sessionId, { content, client_msg_id: messageKey });
+      const body = turnBody(content);
+      const response = await turn(sessionId, body);
       const final = frameOf(response, 'final');
       expect(final.message_ids).toHaveLength(1);
-      const text = response.frames
-        .map((frame) => (frame.data.type === 'delta' ? frame.data.content : ''))
-        .join('');
+      const text = replyText(response.frames);
       ran.push({
         userId: final.user_message_id,
         assistantId: final.message_ids[0],
         text,
         content,
-        key: messageKey,
+        key: body.client_msg_id,
       });
     }
   });
@@ -386,7 +378,7 @@ describe('message history', () => {
 
   it('`before` naming a message of another session → 400', async () => {
     const other = await createSession(alice);
-    await turn(other.id, { content: 'elsewhere', client_msg_id: clientMsgId('sess') });
+    await turn(other.id, turnBody('elsewhere'));
     const [foreign] = (await history(other.id)).items;
     expectError(
       await api()
@@ -402,12 +394,8 @@ describe('message history', () => {
 describe('DELETE /v1/sessions/:session_id', () => {
   it('answers 204, then the session, its messages, turns and images are gone (404)', async () => {
     const session = await createSession(alice, { title: 'doomed' });
-    await turn(session.id, { content: 'a text turn', client_msg_id: clientMsgId('sess') });
-    const drawn = await turn(session.id, {
-      content: 'draw a lighthouse',
-      client_msg_id: clientMsgId('sess'),
-      image: { force: true },
-    });
+    await turn(session.id, turnBody('a text turn'));
+    const drawn = await turn(session.id, turnBody('draw a lighthouse', { image: { force: true } }));
     const imageUrl = local(frameOf(drawn, 'image').url);
     expect((await api().get(imageUrl)).status).toBe(200);
 
@@ -439,10 +427,7 @@ describe('DELETE /v1/sessions/:session_id', () => {
       404,
       'session_not_found',
     );
-    const again = await postTurn(t.baseUrl, session.id, alice, {
-      content: 'still there?',
-      client_msg_id: clientMsgId('sess'),
-    });
+    const again = await postTurn(t.baseUrl, session.id, alice, turnBody('still there?'));
     expect(again.status).toBe(404);
     expect(again.json).toEqual(expect.objectContaining({ code: 'session_not_found' }));
     // The signature is still valid, but the image went with its session.
@@ -469,11 +454,7 @@ describe('authentication', () => {
     ['GET …/messages', (h) => api().get(`/v1/sessions/${sessionId}/messages`).set(h)],
     [
       'POST …/turns',
-      (h) =>
-        api()
-          .post(`/v1/sessions/${sessionId}/turns`)
-          .set(h)
-          .send({ content: 'hi', client_msg_id: clientMsgId('sess') }),
+      (h) => api().post(`/v1/sessions/${sessionId}/turns`).set(h).send(turnBody('hi')),
     ],
     [
       'POST …/messages/:mid/image',
@@ -485,7 +466,6 @@ describe('authentication', () => {
     ],
   ];
 
-  const secret = new TextEncoder().encode(TEST_SECRET);
   const now = (): number => Math.floor(Date.now() / 1000);
   const b64 = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
   const badHeaders: [string, () => Promise<Record<string, string>>][] = [
@@ -497,36 +477,13 @@ describe('authentication', () => {
     [
       'a token signed with another secret',
       async () =>
-        bearer(
-          await new SignJWT({})
-            .setProtectedHeader({ alg: 'HS256' })
-            .setSubject('alice')
-            .setExpirationTime(now() + 3600)
-            .sign(new TextEncoder().encode('some-other-secret-0123456789')),
-        ),
+        bearer(await signToken({ subject: 'alice', secret: 'some-other-secret-0123456789' })),
     ],
     [
       'an expired token',
-      async () =>
-        bearer(
-          await new SignJWT({})
-            .setProtectedHeader({ alg: 'HS256' })
-            .setSubject('alice')
-            .setIssuedAt(now() - 7200)
-            .setExpirationTime(now() - 60)
-            .sign(secret),
-        ),
+      async () => bearer(await signToken({ subject: 'alice', issuedAt: -7200, expiresIn: -60 })),
     ],
-    [
-      'a token without sub',
-      async () =>
-        bearer(
-          await new SignJWT({})
-            .setProtectedHeader({ alg: 'HS256' })
-            .setExpirationTime(now() + 3600)
-            .sign(secret),
-        ),
-    ],
+    ['a token without sub', async () => bearer(await signToken())],
     [
       'an unsigned (alg none) token',
       async () => bearer(`${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: 'alice' })}.`),
@@ -538,14 +495,7 @@ describe('authentication', () => {
       ] as const
     ).map(([what, sub]): [string, () => Promise<Record<string, string>>] => [
       `a token whose sub holds ${what}`,
-      async () =>
-        bearer(
-          await new SignJWT({})
-            .setProtectedHeader({ alg: 'HS256' })
-            .setSubject(sub)
-            .setExpirationTime(now() + 3600)
-            .sign(secret),
-        ),
+      async () => bearer(await signToken({ subject: sub })),
     ]),
     [
       'a token whose payload was swapped',
@@ -581,58 +531,32 @@ describe("another user's session", () => {
   beforeAll(async () => {
     bob = await t.token('bob');
     session = await createSession(alice, { title: "alice's" });
-    const drawn = await turn(session.id, {
-      content: 'a quiet harbour',
-      client_msg_id: clientMsgId('sess'),
-      image: { force: true },
-    });
+    const drawn = await turn(session.id, turnBody('a quiet harbour', { image: { force: true } }));
     imageMessageId = frameOf(drawn, 'image').message_id;
   });
 
-  it('GET answers 404 session_not_found', async () => {
-    expectError(
-      await api().get(`/v1/sessions/${session.id}`).set(bearer(bob)),
-      404,
-      'session_not_found',
-    );
-  });
-
-  it('GET …/messages answers 404 session_not_found', async () => {
-    expectError(
-      await api().get(`/v1/sessions/${session.id}/messages`).set(bearer(bob)),
-      404,
-      'session_not_found',
-    );
+  it.each<[string, (token: Record<string, string>) => request.Test]>([
+    ['GET', (h) => api().get(`/v1/sessions/${session.id}`).set(h)],
+    ['GET …/messages', (h) => api().get(`/v1/sessions/${session.id}/messages`).set(h)],
+    [
+      'POST …/messages/:mid/image',
+      (h) =>
+        api()
+          .post(`/v1/sessions/${session.id}/messages/${imageMessageId}/image`)
+          .set(h)
+          .send({ url: 'https://evil.example/x.png' }),
+    ],
+    ['DELETE', (h) => api().delete(`/v1/sessions/${session.id}`).set(h)],
+  ])('%s answers 404 session_not_found', async (_route, call) => {
+    expectError(await call(bearer(bob)), 404, 'session_not_found');
   });
 
   it('POST …/turns answers 404 session_not_found as JSON, before any stream', async () => {
-    const response = await postTurn(t.baseUrl, session.id, bob, {
-      content: 'let me in',
-      client_msg_id: clientMsgId('sess'),
-    });
+    const response = await postTurn(t.baseUrl, session.id, bob, turnBody('let me in'));
     expect(response.status).toBe(404);
     expect(response.contentType).toMatch(/^application\/json/);
     expect(response.json).toEqual(
       expect.objectContaining({ code: 'session_not_found', message: expect.any(String) }),
-    );
-  });
-
-  it('POST …/messages/:mid/image answers 404 session_not_found', async () => {
-    expectError(
-      await api()
-        .post(`/v1/sessions/${session.id}/messages/${imageMessageId}/image`)
-        .set(bearer(bob))
-        .send({ url: 'https://evil.example/x.png' }),
-      404,
-      'session_not_found',
-    );
-  });
-
-  it('DELETE answers 404 session_not_found', async () => {
-    expectError(
-      await api().delete(`/v1/sessions/${session.id}`).set(bearer(bob)),
-      404,
-      'session_not_found',
     );
   });
 
@@ -669,17 +593,15 @@ describe('image write-back and signed image URLs', () => {
 
   beforeAll(async () => {
     sessionId = (await createSession(alice, { title: 'pictures' })).id;
-    const text = await turn(sessionId, {
-      content: 'just talk to me',
-      client_msg_id: clientMsgId('sess'),
-    });
+    const text = await turn(sessionId, turnBody('just talk to me'));
     textMessageId = frameOf(text, 'final').message_ids[0];
     userMessageId = frameOf(text, 'final').user_message_id;
-    drawn = await turn(sessionId, {
-      content: 'paint a wide mountain lake at dawn',
-      client_msg_id: clientMsgId('sess'),
-      image: { force: true, aspect_ratio: '16:9' },
-    });
+    drawn = await turn(
+      sessionId,
+      turnBody('paint a wide mountain lake at dawn', {
+        image: { force: true, aspect_ratio: '16:9' },
+      }),
+    );
     imageMessageId = frameOf(drawn, 'image').message_id;
   });
 
@@ -947,16 +869,11 @@ describe('property: random input on every sessions route never gets a 5xx', () =
   }, 60_000);
 
   it(`${RUNS} token subjects: unstorable ones are refused (401), the rest are users`, async () => {
-    const secret = new TextEncoder().encode(TEST_SECRET);
     await fc.assert(
       fc.asyncProperty(
         fc.string({ unit: hazardousUnit, minLength: 1, maxLength: 20 }),
         async (sub) => {
-          const token = await new SignJWT({})
-            .setProtectedHeader({ alg: 'HS256' })
-            .setSubject(sub)
-            .setExpirationTime(Math.floor(Date.now() / 1000) + 600)
-            .sign(secret);
+          const token = await signToken({ subject: sub, expiresIn: 600 });
           const res = await api().get('/v1/sessions').set(bearer(token));
           if (isUnstorable(sub)) expectError(res, 401, 'unauthorized');
           else expect(res.status).toBe(200);

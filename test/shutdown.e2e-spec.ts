@@ -1,24 +1,12 @@
-import { clientMsgId, createSession } from './harness/api.js';
 import { performance } from 'node:perf_hooks';
 import type { Frame } from '../src/chat/turns/frames.js';
-import {
-  bounded,
-  buildServer,
-  type ChildServer,
-  freshStore,
-  httpGet,
-  type ServerStore,
-  startChild,
-  stopAllChildren,
-} from './harness/child-server.js';
-import { type FakeUpstream, startFakeUpstream } from './harness/fake-upstream.js';
-import { eventually, postTurn, type TurnResponse, types } from './harness/sse-client.js';
+import { clientMsgId, turnBody, userClient } from './harness/api.js';
+import { bounded, type ChildServer, httpGet, useChildSuite } from './harness/child-server.js';
+import { eventually, expectIdsFrom, type TurnResponse, types } from './harness/sse-client.js';
 
-// The built server in a child process, so SIGTERM goes through the real signal handling.
-let main: string;
-let upstream: FakeUpstream;
-/** Shared by the tests (each has its own session): a new PGlite folder costs seconds to create. */
-let store: ServerStore;
+// The built server in a child process, so SIGTERM goes through the real signal handling. The
+// tests share its store (each has its own session): a new PGlite folder costs seconds to create.
+const suite = useChildSuite();
 
 /**
  * How long after its last turn ended a draining server may take to exit. The drain lets the last
@@ -28,39 +16,6 @@ let store: ServerStore;
 const EXIT_AFTER_TURNS_MS = 2000;
 
 const CHUNKS = ['One', ' two', ' three', ' four', ' five', ' six', ' seven', ' eight'];
-
-beforeAll(async () => {
-  [main, upstream, store] = await Promise.all([buildServer(), startFakeUpstream(), freshStore()]);
-}, 180_000);
-
-afterAll(async () => {
-  await stopAllChildren();
-  await upstream?.close();
-  await store?.drop();
-});
-
-beforeEach(() => upstream.reset());
-
-function serverEnv(extra: Record<string, string>): Record<string, string> {
-  return {
-    ...store.env,
-    LLM_BASE_URL: upstream.baseUrl,
-    LLM_API_KEY: 'test-key',
-    CHAT_MODELS: 'm1',
-    IMAGE_MODELS: '',
-    IMAGE_COMPOSE_MODEL: 'off',
-    ...extra,
-  };
-}
-
-const newSession = (child: ChildServer, token: string): Promise<string> =>
-  createSession(child.baseUrl, token);
-
-function expectIdsCountFromOne(response: TurnResponse): void {
-  expect(response.frames.map((frame) => frame.id)).toEqual(
-    response.frames.map((_, index) => index + 1),
-  );
-}
 
 function last(response: TurnResponse): Frame {
   const frame = response.frames.at(-1);
@@ -89,35 +44,32 @@ function sigtermOnFirstDelta(child: ChildServer): {
 
 it('lets an open turn finish on SIGTERM, refuses new turns meanwhile, then exits 0', async () => {
   // About 2 s of streaming: well within the grace period, long enough to probe the drain.
-  upstream.script('m1', { kind: 'stream', chunks: CHUNKS, delayMs: 250 });
-  const child = await startChild(main, serverEnv({ SHUTDOWN_GRACE_MS: '10000' }));
-  const token = await child.token();
-  const sessionId = await newSession(child, token);
+  suite.upstream.script('m1', { kind: 'stream', chunks: CHUNKS, delayMs: 250 });
+  const child = await suite.start({ SHUTDOWN_GRACE_MS: '10000' });
+  const alice = userClient(child.baseUrl, await child.token());
+  const sessionId = await alice.session();
 
   const trigger = sigtermOnFirstDelta(child);
   let turnEndedAt: number | null = null;
-  const turn = postTurn(
-    child.baseUrl,
-    sessionId,
-    token,
-    { content: 'count to eight', client_msg_id: clientMsgId('drain') },
-    { onFrame: trigger.onFrame },
-  ).finally(() => (turnEndedAt = performance.now()));
+  const turn = alice
+    .turn(
+      sessionId,
+      { content: 'count to eight', client_msg_id: clientMsgId('drain') },
+      { onFrame: trigger.onFrame },
+    )
+    .finally(() => (turnEndedAt = performance.now()));
   const signalledAt = await trigger.sent;
 
   // Draining: not ready, and a new turn is refused before it touches the database.
   await eventually(async () => (await httpGet(`${child.baseUrl}/readyz`)).status === 503, 3000);
-  const refused = await postTurn(child.baseUrl, sessionId, token, {
-    content: 'and another one',
-    client_msg_id: clientMsgId('refused'),
-  });
+  const refused = await alice.turn(sessionId, turnBody('and another one'));
   expect(refused.status).toBe(503);
   expect(refused.json).toMatchObject({ code: 'unavailable' });
   expect(turnEndedAt).toBeNull();
 
   const response = await bounded(turn, 20_000, 'the drained turn ending');
   expect(response.status).toBe(200);
-  expectIdsCountFromOne(response);
+  expectIdsFrom(response);
   expect(types(response)).toEqual(['meta', ...CHUNKS.map(() => 'delta'), 'done', 'final']);
   expect(last(response)).toMatchObject({ type: 'final', replayed: false });
   const done = response.frames.find((frame) => frame.data.type === 'done')?.data;
@@ -134,11 +86,11 @@ it('lets an open turn finish on SIGTERM, refuses new turns meanwhile, then exits
   expect(exit.at - (turnEndedAt ?? 0)).toBeLessThan(EXIT_AFTER_TURNS_MS);
 
   // One upstream call: the drained turn's, answered in full; the refused turn made none.
-  expect(upstream.requests).toHaveLength(1);
-  await upstream.requests[0].closed;
-  expect(upstream.requests[0].clientAborted).toBe(false);
+  expect(suite.upstream.requests).toHaveLength(1);
+  await suite.upstream.requests[0].closed;
+  expect(suite.upstream.requests[0].clientAborted).toBe(false);
 
-  const rows = await store.query<{ client_msg_id: string; status: string }>(
+  const rows = await suite.store.query<{ client_msg_id: string; status: string }>(
     'select client_msg_id, status from turns where session_id = $1',
     [sessionId],
   );
@@ -148,25 +100,26 @@ it('lets an open turn finish on SIGTERM, refuses new turns meanwhile, then exits
 it('ends a turn still open after SHUTDOWN_GRACE_MS with a retryable error, stored as failed', async () => {
   const graceMs = 500;
   // Two chunks, then silence: only the shutdown can end this turn.
-  upstream.script('m1', { kind: 'stall', chunks: ['Partial', ' answer'], afterChunks: 2 });
-  const child = await startChild(
-    main,
-    serverEnv({ SHUTDOWN_GRACE_MS: String(graceMs), TURN_TIMEOUT_MS: '120000' }),
-  );
+  suite.upstream.script('m1', { kind: 'stall', chunks: ['Partial', ' answer'], afterChunks: 2 });
+  const child = await suite.start({
+    SHUTDOWN_GRACE_MS: String(graceMs),
+    TURN_TIMEOUT_MS: '120000',
+  });
   const token = await child.token();
-  const sessionId = await newSession(child, token);
-  const body = { content: 'never finishes', client_msg_id: clientMsgId('grace') };
+  const alice = userClient(child.baseUrl, token);
+  const sessionId = await alice.session();
+  const body = turnBody('never finishes');
 
   const trigger = sigtermOnFirstDelta(child);
   const response = await bounded(
-    postTurn(child.baseUrl, sessionId, token, body, { onFrame: trigger.onFrame }),
+    alice.turn(sessionId, body, { onFrame: trigger.onFrame }),
     20_000,
     'the stalled turn ending',
   );
   const signalledAt = await trigger.sent;
 
   expect(response.status).toBe(200);
-  expectIdsCountFromOne(response);
+  expectIdsFrom(response);
   expect(types(response)).toEqual(['meta', 'delta', 'delta', 'done', 'error']);
   expect(response.frames[3].data).toMatchObject({ type: 'done', truncated: true });
   expect(last(response)).toMatchObject({
@@ -183,28 +136,26 @@ it('ends a turn still open after SHUTDOWN_GRACE_MS with a retryable error, store
   expect(exit.at - signalledAt).toBeLessThan(graceMs + EXIT_AFTER_TURNS_MS);
 
   // The stalled upstream call was aborted when the grace ran out (not by the kernel at exit).
-  expect(upstream.requests).toHaveLength(1);
-  const closedAt = await upstream.requests[0].closed;
-  expect(upstream.requests[0].clientAborted).toBe(true);
+  expect(suite.upstream.requests).toHaveLength(1);
+  const closedAt = await suite.upstream.requests[0].closed;
+  expect(suite.upstream.requests[0].clientAborted).toBe(true);
   expect(closedAt - signalledAt).toBeLessThan(graceMs + 1000);
-  await eventually(async () => upstream.openConnections() === 0, 3000);
+  await eventually(async () => suite.upstream.openConnections() === 0, 3000);
 
   // Same data, new process: the turn is finished (failed), so the same request replays the error.
-  const restarted = await startChild(main, serverEnv({}));
-  const replay = await postTurn(restarted.baseUrl, sessionId, token, body);
+  const restarted = await suite.start();
+  const again = userClient(restarted.baseUrl, token);
+  const replay = await again.turn(sessionId, body);
   expect(replay.status).toBe(200);
-  expectIdsCountFromOne(replay);
+  expectIdsFrom(replay);
   expect(types(replay)).toEqual(['meta', 'delta', 'done', 'error']);
   expect(replay.frames[0].data).toEqual(response.frames[0].data);
   expect(replay.frames[1].data).toMatchObject({ type: 'delta', content: 'Partial answer' });
   expect(replay.frames[2].data).toMatchObject({ type: 'done', truncated: true });
   expect(last(replay)).toEqual(last(response));
-  expect(upstream.requests).toHaveLength(1);
+  expect(suite.upstream.requests).toHaveLength(1);
 
-  const history = await fetch(`${restarted.baseUrl}/v1/sessions/${sessionId}/messages`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
-  const items = ((await history.json()) as { items: { role: string; status: string }[] }).items;
+  const items = await again.history(sessionId);
   expect(items.map((item) => [item.role, item.status])).toEqual([
     ['assistant', 'failed'],
     ['user', 'complete'],

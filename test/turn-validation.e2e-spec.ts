@@ -5,8 +5,9 @@ import type { Frame } from '../src/chat/turns/frames.js';
 import { DatabaseClient } from '../src/database/database.client.js';
 import type { ActionType } from '../src/contract/index.js';
 import { messages, turns } from '../src/database/schema.js';
-import { clientMsgId } from './harness/api.js';
-import { startApp, type TestApp } from './harness/app.js';
+import { clientMsgId, createSession } from './harness/api.js';
+import { useApp } from './harness/app.js';
+import { parseFrames } from './harness/sse-client.js';
 import {
   awkwardButStorable,
   hazardousUnit,
@@ -21,10 +22,12 @@ import {
  * `final` or `error`.
  */
 
-let t: TestApp;
-let token: string;
 /** One socket reused for every request, as a browser would. */
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+// Before the app's close (after-hooks run in declaration order): the client lets go first.
+afterAll(() => agent.destroy());
+const t = useApp();
+let token: string;
 
 interface Reply {
   readonly status: number;
@@ -68,29 +71,13 @@ function post(path: string, body: string | Buffer, contentType: string | null): 
   });
 }
 
-const postTurn = (sessionId: string, body: string | Buffer, contentType: string | null = JSON_CT) =>
-  post(`/v1/sessions/${sessionId}/turns`, body, contentType);
+const postRawTurn = (
+  sessionId: string,
+  body: string | Buffer,
+  contentType: string | null = JSON_CT,
+) => post(`/v1/sessions/${sessionId}/turns`, body, contentType);
 
 const JSON_CT = 'application/json';
-
-/** The frames of an SSE answer; throws on anything that is not `id:`/`data:`/comment lines. */
-function framesOf(text: string): { id: number; data: Frame }[] {
-  const frames: { id: number; data: Frame }[] = [];
-  for (const block of text.split('\n\n')) {
-    let id: number | null = null;
-    let data = '';
-    for (const line of block.split('\n')) {
-      if (line === '' || line.startsWith(':')) continue;
-      if (line.startsWith('id: ')) id = Number(line.slice(4));
-      else if (line.startsWith('data: ')) data += line.slice(6);
-      else throw new Error(`unexpected SSE line: ${JSON.stringify(line)}`);
-    }
-    if (data === '') continue;
-    if (id === null) throw new Error(`frame without id: ${block}`);
-    frames.push({ id, data: JSON.parse(data) as Frame });
-  }
-  return frames;
-}
 
 /** A pre-stream refusal: JSON `{ code, message }`, never an event stream. */
 function expectJsonError(reply: Reply, status?: number, code?: string): Record<string, unknown> {
@@ -110,7 +97,7 @@ function expectJsonError(reply: Reply, status?: number, code?: string): Record<s
 function expectCompleteStream(reply: Reply): Frame {
   expect(reply.status).toBe(200);
   expect(reply.contentType).toMatch(/^text\/event-stream/);
-  const frames = framesOf(reply.text);
+  const frames = parseFrames(reply.text);
   expect(frames.map((frame) => frame.id)).toEqual(frames.map((_, index) => index + 1));
   const endings = frames.filter((frame) => ['final', 'error'].includes(frame.data.type));
   expect(endings).toHaveLength(1);
@@ -119,15 +106,7 @@ function expectCompleteStream(reply: Reply): Frame {
   return endings[0].data;
 }
 
-async function newSession(): Promise<string> {
-  const response = await fetch(`${t.baseUrl}/v1/sessions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': JSON_CT },
-    body: '{}',
-  });
-  expect(response.status).toBe(201);
-  return ((await response.json()) as { id: string }).id;
-}
+const newSession = (): Promise<string> => createSession(t.baseUrl, token);
 
 /** Rows the session holds, straight from the database: [turns, messages]. */
 async function rowsOf(sessionId: string): Promise<[number, number]> {
@@ -146,13 +125,7 @@ async function historyIds(sessionId: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  t = await startApp();
   token = await t.token('validator');
-});
-
-afterAll(async () => {
-  agent.destroy();
-  await t?.close();
 });
 
 describe('malformed turn bodies → 400 invalid_payload before any stream, nothing stored', () => {
@@ -298,21 +271,21 @@ describe('malformed turn bodies → 400 invalid_payload before any stream, nothi
   it.each(cases)('%s', async (_, body, contentType) => {
     // A session of its own, so one wrongly accepted body cannot fail the cases after it.
     const own = await newSession();
-    const reply = await postTurn(own, body, contentType);
+    const reply = await postRawTurn(own, body, contentType);
     expectJsonError(reply, 400, 'invalid_payload');
     expect(await historyIds(own)).toEqual([]);
     expect(await rowsOf(own)).toEqual([0, 0]);
   });
 
   it('a body over the size limit is refused as JSON (413), not a 5xx', async () => {
-    const reply = await postTurn(sessionId, json({ ...ok, content: 'a'.repeat(300_000) }));
+    const reply = await postRawTurn(sessionId, json({ ...ok, content: 'a'.repeat(300_000) }));
     expect(reply.status).toBe(413);
     expectJsonError(reply);
     expect(await rowsOf(sessionId)).toEqual([0, 0]);
   });
 
   it('invalid JSON is reported without the parser internals', async () => {
-    const body = expectJsonError(await postTurn(sessionId, '{"content": nope}'), 400);
+    const body = expectJsonError(await postRawTurn(sessionId, '{"content": nope}'), 400);
     expect(body.message).toMatch(/JSON/);
     expect(body.message).not.toMatch(/Unexpected token|position/i);
   });
@@ -361,7 +334,7 @@ describe('the limits are inclusive (controls for the cases above)', () => {
     const image = overrides.image as { reference_image_url?: string } | undefined;
     if (image?.reference_image_url) expect(image.reference_image_url).toHaveLength(2048);
     const before = (await rowsOf(sessionId))[0];
-    const ending = expectCompleteStream(await postTurn(sessionId, JSON.stringify(body)));
+    const ending = expectCompleteStream(await postRawTurn(sessionId, JSON.stringify(body)));
     expect(ending).toEqual(expect.objectContaining({ type: 'final', action_type: actionType }));
     expect((await rowsOf(sessionId))[0]).toBe(before + 1);
   });
@@ -617,7 +590,7 @@ describe('property: random turn bodies', () => {
       fc.asyncProperty(turnCase, async (c) => {
         const { valid, action } = verdict(c);
         const body = bodyOf(c);
-        const reply = await postTurn(sessionId, body);
+        const reply = await postRawTurn(sessionId, body);
         expect(reply.status).toBeLessThan(500);
         if (!valid) {
           seen.invalid++;
@@ -646,7 +619,7 @@ describe('property: random turn bodies', () => {
     let streamed = 0;
     await fc.assert(
       fc.asyncProperty(fc.jsonValue({ maxDepth: 4 }), async (value) => {
-        const reply = await postTurn(sessionId, JSON.stringify(value));
+        const reply = await postRawTurn(sessionId, JSON.stringify(value));
         expectRobust(reply);
         if (reply.status === 200) streamed++;
       }),
@@ -673,7 +646,7 @@ describe('property: random turn bodies', () => {
     let refusedForText = 0;
     await fc.assert(
       fc.asyncProperty(hazardous, async (value) => {
-        const reply = await postTurn(sessionId, JSON.stringify(value));
+        const reply = await postRawTurn(sessionId, JSON.stringify(value));
         expectRobust(reply);
         if (holdsUnstorable(value)) {
           refusedForText++;
@@ -703,7 +676,7 @@ describe('property: random turn bodies', () => {
     );
     await fc.assert(
       fc.asyncProperty(raw, async (body) => {
-        expectRobust(await postTurn(sessionId, body));
+        expectRobust(await postRawTurn(sessionId, body));
       }),
       { numRuns: runs.raw },
     );
@@ -742,7 +715,7 @@ describe('property: random turn bodies', () => {
     );
     await fc.assert(
       fc.asyncProperty(contentType, body, async (type, text) => {
-        const reply = await postTurn(sessionId, text, type);
+        const reply = await postRawTurn(sessionId, text, type);
         expectRobust(reply);
         // Only JSON bodies can start a turn.
         if (reply.status === 200) expect(type?.toLowerCase() ?? '').toMatch(/^application\/json/);

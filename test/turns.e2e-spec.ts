@@ -1,40 +1,27 @@
-import { FAKE_DEFAULT_CHUNKS, type FakeUpstream } from './harness/fake-upstream.js';
-import { closeAll, startWithUpstream, type TestApp } from './harness/app.js';
-import { clientMsgId, createSession, listMessages } from './harness/api.js';
-import { eventually, frameOf, postTurn, type TurnResponse, types } from './harness/sse-client.js';
-import type { MessageDto } from '../src/chat/sessions/dto/message.dto.js';
-import type { Frame } from '../src/chat/turns/frames.js';
+import { FAKE_DEFAULT_CHUNKS } from './harness/fake-upstream.js';
+import { useUpstream, wordChunks } from './harness/app.js';
+import { turnBody, userClient } from './harness/api.js';
+import {
+  eventually,
+  expectIdsFrom,
+  frameOf,
+  replyText,
+  type TurnResponse,
+  types,
+} from './harness/sse-client.js';
 
-let upstream: FakeUpstream;
-let app: TestApp;
-let token: string;
-
-const newSession = (userToken = token, body: Record<string, unknown> = {}): Promise<string> =>
-  createSession(app.baseUrl, userToken, body);
-const history = (sessionId: string, userToken = token): Promise<MessageDto[]> =>
-  listMessages(app.baseUrl, sessionId, userToken);
-
-beforeAll(async () => {
-  ({ upstream, app, token } = await startWithUpstream({
-    CHAT_MODELS: 'm1,m2',
-    IMAGE_MODELS: 'painter',
-    TURN_TIMEOUT_MS: '1500',
-    SSE_HEARTBEAT_MS: '100',
-    MAX_STREAMS_PER_USER: '3',
-  }));
+const suite = useUpstream({
+  CHAT_MODELS: 'm1,m2',
+  IMAGE_MODELS: 'painter',
+  TURN_TIMEOUT_MS: '1500',
+  SSE_HEARTBEAT_MS: '100',
+  MAX_STREAMS_PER_USER: '3',
 });
-
-afterAll(() => closeAll(app, upstream));
-
-beforeEach(() => upstream.reset());
 
 describe('reply_text', () => {
   it('streams meta → delta+ → done → final with ids counting from 1', async () => {
-    const sessionId = await newSession();
-    const response = await postTurn(app.baseUrl, sessionId, token, {
-      content: 'hello',
-      client_msg_id: clientMsgId('key'),
-    });
+    const sessionId = await suite.session();
+    const response = await suite.turn(sessionId, turnBody('hello'));
 
     expect(response.status).toBe(200);
     expect(response.contentType).toMatch(/^text\/event-stream/);
@@ -45,9 +32,7 @@ describe('reply_text', () => {
       'done',
       'final',
     ]);
-    expect(response.frames.map((item) => item.id)).toEqual(
-      response.frames.map((_, index) => index + 1),
-    );
+    expectIdsFrom(response);
 
     const meta = frameOf(response, 'meta');
     expect(meta).toEqual({
@@ -56,10 +41,7 @@ describe('reply_text', () => {
       action_type: 'reply_text',
       model: 'm1',
     });
-    const text = response.frames
-      .filter((item) => item.data.type === 'delta')
-      .map((item) => (item.data as Extract<Frame, { type: 'delta' }>).content)
-      .join('');
+    const text = replyText(response.frames);
     expect(text).toBe(FAKE_DEFAULT_CHUNKS.join(''));
     const done = frameOf(response, 'done');
     expect(done.truncated).toBe(false);
@@ -68,13 +50,13 @@ describe('reply_text', () => {
       completion_tokens: FAKE_DEFAULT_CHUNKS.length,
       total_tokens: 12 + FAKE_DEFAULT_CHUNKS.length,
     });
-    expect(done.generation_id).toBe(upstream.requests[0].generationId);
+    expect(done.generation_id).toBe(suite.upstream.requests[0].generationId);
     const final = frameOf(response, 'final');
     expect(final.message_ids).toEqual([meta.message_id]);
     expect(final.replayed).toBe(false);
     expect(final.action_type).toBe('reply_text');
 
-    const stored = await history(sessionId);
+    const stored = await suite.history(sessionId);
     expect(stored.map((message) => [message.role, message.status, message.content])).toEqual([
       ['assistant', 'complete', text],
       ['user', 'complete', 'hello'],
@@ -83,16 +65,10 @@ describe('reply_text', () => {
   });
 
   it('sends the system prompt and earlier turns as context', async () => {
-    const sessionId = await newSession(token, { system_prompt: 'Be brief.' });
-    await postTurn(app.baseUrl, sessionId, token, {
-      content: 'first question',
-      client_msg_id: clientMsgId('key'),
-    });
-    await postTurn(app.baseUrl, sessionId, token, {
-      content: 'second question',
-      client_msg_id: clientMsgId('key'),
-    });
-    expect(upstream.requests[1].body.messages).toEqual([
+    const sessionId = await suite.session({ system_prompt: 'Be brief.' });
+    await suite.turn(sessionId, turnBody('first question'));
+    await suite.turn(sessionId, turnBody('second question'));
+    expect(suite.upstream.requests[1].body.messages).toEqual([
       { role: 'system', content: 'Be brief.' },
       { role: 'user', content: 'first question' },
       { role: 'assistant', content: FAKE_DEFAULT_CHUNKS.join('') },
@@ -101,28 +77,22 @@ describe('reply_text', () => {
   });
 
   it('falls back to the second chat model when the first answers 500', async () => {
-    upstream.script('m1', { kind: 'status', status: 500, code: 'server_error' });
-    const sessionId = await newSession();
-    const response = await postTurn(app.baseUrl, sessionId, token, {
-      content: 'hi',
-      client_msg_id: clientMsgId('key'),
-    });
+    suite.upstream.script('m1', { kind: 'status', status: 500, code: 'server_error' });
+    const sessionId = await suite.session();
+    const response = await suite.turn(sessionId, turnBody('hi'));
 
     expect(types(response)[0]).toBe('meta');
     expect(frameOf(response, 'meta').model).toBe('m2');
     expect(types(response).at(-1)).toBe('final');
-    expect(upstream.requests.map((request) => request.model)).toEqual(['m1', 'm2']);
-    expect((await history(sessionId))[0].model).toBe('m2');
+    expect(suite.upstream.requests.map((request) => request.model)).toEqual(['m1', 'm2']);
+    expect((await suite.history(sessionId))[0].model).toBe('m2');
   });
 
   it('ends with error alone when every chat model fails before any text', async () => {
-    upstream.script('m1', { kind: 'status', status: 503 });
-    upstream.script('m2', { kind: 'cut', afterChunks: 0 });
-    const sessionId = await newSession();
-    const response = await postTurn(app.baseUrl, sessionId, token, {
-      content: 'hi',
-      client_msg_id: clientMsgId('key'),
-    });
+    suite.upstream.script('m1', { kind: 'status', status: 503 });
+    suite.upstream.script('m2', { kind: 'cut', afterChunks: 0 });
+    const sessionId = await suite.session();
+    const response = await suite.turn(sessionId, turnBody('hi'));
 
     expect(types(response)).toEqual(['error']);
     expect(response.frames[0].id).toBe(1);
@@ -134,64 +104,52 @@ describe('reply_text', () => {
   });
 
   it('reports rate_limited when every chat model answers 429', async () => {
-    upstream.script('m1', { kind: 'status', status: 429 });
-    upstream.script('m2', { kind: 'status', status: 429 });
-    const response = await postTurn(app.baseUrl, await newSession(), token, {
-      content: 'hi',
-      client_msg_id: clientMsgId('key'),
-    });
+    suite.upstream.script('m1', { kind: 'status', status: 429 });
+    suite.upstream.script('m2', { kind: 'status', status: 429 });
+    const response = await suite.turn(await suite.session(), turnBody('hi'));
     expect(types(response)).toEqual(['error']);
     expect(frameOf(response, 'error')).toMatchObject({ code: 'rate_limited', retryable: true });
   });
 
   it('ends a reply cut mid-stream with done(truncated) → error, and stores the partial text as failed', async () => {
-    upstream.script('m1', { kind: 'cut', chunks: ['Par', 'tial', ' never'], afterChunks: 2 });
-    const sessionId = await newSession();
-    const response = await postTurn(app.baseUrl, sessionId, token, {
-      content: 'hi',
-      client_msg_id: clientMsgId('key'),
-    });
+    suite.upstream.script('m1', { kind: 'cut', chunks: ['Par', 'tial', ' never'], afterChunks: 2 });
+    const sessionId = await suite.session();
+    const response = await suite.turn(sessionId, turnBody('hi'));
 
     expect(types(response)).toEqual(['meta', 'delta', 'delta', 'done', 'error']);
     expect(frameOf(response, 'done').truncated).toBe(true);
     expect(frameOf(response, 'error').code).toBe('upstream_unavailable');
     // No fallback once text has been sent: the client already shows m1's words.
-    expect(upstream.requests).toHaveLength(1);
-    const [assistant] = await history(sessionId);
+    expect(suite.upstream.requests).toHaveLength(1);
+    const [assistant] = await suite.history(sessionId);
     expect(assistant).toMatchObject({ role: 'assistant', status: 'failed', content: 'Partial' });
   });
 
   it('treats an {"error":…} chunk mid-stream as a failure', async () => {
-    upstream.script('m1', {
+    suite.upstream.script('m1', {
       kind: 'error-chunk',
       afterChunks: 1,
       code: 502,
       message: 'provider died',
     });
-    const response = await postTurn(app.baseUrl, await newSession(), token, {
-      content: 'hi',
-      client_msg_id: clientMsgId('key'),
-    });
+    const response = await suite.turn(await suite.session(), turnBody('hi'));
     expect(types(response)).toEqual(['meta', 'delta', 'done', 'error']);
     expect(frameOf(response, 'done').truncated).toBe(true);
   });
 
   it('times the turn out: done(truncated) → error(timeout), and the stalled upstream call is closed', async () => {
-    upstream.script('m1', { kind: 'stall', chunks: ['Slow', ' start'], afterChunks: 2 });
-    const sessionId = await newSession();
+    suite.upstream.script('m1', { kind: 'stall', chunks: ['Slow', ' start'], afterChunks: 2 });
+    const sessionId = await suite.session();
     const started = performance.now();
-    const response = await postTurn(app.baseUrl, sessionId, token, {
-      content: 'hi',
-      client_msg_id: clientMsgId('key'),
-    });
+    const response = await suite.turn(sessionId, turnBody('hi'));
 
     expect(performance.now() - started).toBeGreaterThanOrEqual(1400);
     expect(types(response)).toEqual(['meta', 'delta', 'delta', 'done', 'error']);
     expect(frameOf(response, 'error')).toMatchObject({ code: 'timeout', retryable: true });
     // Pings kept the quiet connection alive while the upstream stalled.
     expect(response.comments).toContain('ping');
-    await upstream.requests[0].closed;
-    expect((await history(sessionId))[0]).toMatchObject({
+    await suite.upstream.requests[0].closed;
+    expect((await suite.history(sessionId))[0]).toMatchObject({
       status: 'failed',
       content: 'Slow start',
     });
@@ -200,33 +158,27 @@ describe('reply_text', () => {
 
 describe('cancellation', () => {
   it('closes the upstream socket within 100 ms of a disconnect and stores the partial text as cancelled', async () => {
-    const chunks = Array.from({ length: 40 }, (_, index) => `w${index} `);
-    upstream.script('m1', { kind: 'stream', chunks, delayMs: 40 });
-    const sessionId = await newSession();
-    const messageKey = clientMsgId('key');
+    const chunks = wordChunks(40);
+    suite.upstream.script('m1', { kind: 'stream', chunks, delayMs: 40 });
+    const sessionId = await suite.session();
+    const body = turnBody('long one');
     let disconnectedAt = 0;
-    const response = await postTurn(
-      app.baseUrl,
-      sessionId,
-      token,
-      { content: 'long one', client_msg_id: messageKey },
-      {
-        onFrame: (received, disconnect) => {
-          if (received.data.type === 'delta' && received.id === 3) {
-            disconnectedAt = performance.now();
-            disconnect();
-          }
-        },
+    const response = await suite.turn(sessionId, body, {
+      onFrame: (received, disconnect) => {
+        if (received.data.type === 'delta' && received.id === 3) {
+          disconnectedAt = performance.now();
+          disconnect();
+        }
       },
-    );
+    });
     expect(types(response)).toEqual(['meta', 'delta', 'delta']);
 
-    const closedAt = await upstream.requests[0].closed;
-    expect(upstream.requests[0].clientAborted).toBe(true);
+    const closedAt = await suite.upstream.requests[0].closed;
+    expect(suite.upstream.requests[0].clientAborted).toBe(true);
     expect(closedAt - disconnectedAt).toBeLessThan(100);
 
     const [assistant] = await eventually(async () => {
-      const items = await history(sessionId);
+      const items = await suite.history(sessionId);
       return items[0]?.role === 'assistant' ? items : null;
     });
     expect(assistant.status).toBe('cancelled');
@@ -234,14 +186,11 @@ describe('cancellation', () => {
     expect(assistant.content.length).toBeGreaterThanOrEqual('w0 w1 '.length);
 
     // A cancelled turn is not replayed: the same key runs it again, superseding the partial reply.
-    upstream.script('m1', { kind: 'stream' });
-    const rerun = await postTurn(app.baseUrl, sessionId, token, {
-      content: 'long one',
-      client_msg_id: messageKey,
-    });
+    suite.upstream.script('m1', { kind: 'stream' });
+    const rerun = await suite.turn(sessionId, body);
     expect(types(rerun).at(-1)).toBe('final');
     expect(frameOf(rerun, 'final').replayed).toBe(false);
-    const after = await history(sessionId);
+    const after = await suite.history(sessionId);
     expect(after.map((message) => [message.role, message.status])).toEqual([
       ['assistant', 'complete'],
       ['user', 'complete'],
@@ -251,13 +200,7 @@ describe('cancellation', () => {
 
 describe('idempotency and replay', () => {
   it('replays a finished turn from the database without calling the upstream', async () => {
-    const sessionId = await newSession();
-    const body = { content: 'replay me', client_msg_id: clientMsgId('key') };
-    const first = await postTurn(app.baseUrl, sessionId, token, body);
-    const calls = upstream.requests.length;
-
-    const again = await postTurn(app.baseUrl, sessionId, token, body);
-    expect(upstream.requests.length).toBe(calls);
+    const { first, again } = await suite.replayed(turnBody('replay me'));
     expect(types(again)).toEqual(['meta', 'delta', 'done', 'final']);
     expect(again.frames.map((item) => item.id)).toEqual([1, 2, 3, 4]);
     const meta = frameOf(again, 'meta');
@@ -268,29 +211,26 @@ describe('idempotency and replay', () => {
   });
 
   it('replays a failed turn with its partial text and the same error', async () => {
-    upstream.script('m1', { kind: 'cut', chunks: ['Half', ' way', ' x'], afterChunks: 2 });
-    const sessionId = await newSession();
-    const body = { content: 'fail me', client_msg_id: clientMsgId('key') };
-    const first = await postTurn(app.baseUrl, sessionId, token, body);
-    const again = await postTurn(app.baseUrl, sessionId, token, body);
+    suite.upstream.script('m1', { kind: 'cut', chunks: ['Half', ' way', ' x'], afterChunks: 2 });
+    const { first, again } = await suite.replayed(turnBody('fail me'));
     expect(types(again)).toEqual(['meta', 'delta', 'done', 'error']);
     expect(frameOf(again, 'delta').content).toBe('Half way');
     expect(frameOf(again, 'done').truncated).toBe(true);
     expect(frameOf(again, 'error')).toEqual(frameOf(first, 'error'));
-    expect(upstream.requests).toHaveLength(1);
+    expect(suite.upstream.requests).toHaveLength(1);
   });
 
   it('answers 409 duplicate_in_progress while the turn runs and 409 idempotency_conflict for other content', async () => {
-    upstream.script('m1', { kind: 'stall', afterChunks: 1 });
-    const sessionId = await newSession();
-    const body = { content: 'slow', client_msg_id: clientMsgId('key') };
+    suite.upstream.script('m1', { kind: 'stall', afterChunks: 1 });
+    const sessionId = await suite.session();
+    const body = turnBody('slow');
     let checks: Promise<[TurnResponse, TurnResponse]> | null = null;
-    await postTurn(app.baseUrl, sessionId, token, body, {
+    await suite.turn(sessionId, body, {
       onFrame: (received, disconnect) => {
         if (received.data.type !== 'delta' || checks) return;
         checks = (async () => {
-          const duplicate = await postTurn(app.baseUrl, sessionId, token, body);
-          const conflict = await postTurn(app.baseUrl, sessionId, token, {
+          const duplicate = await suite.turn(sessionId, body);
+          const conflict = await suite.turn(sessionId, {
             ...body,
             content: 'other',
           });
@@ -307,7 +247,7 @@ describe('idempotency and replay', () => {
     expect(conflict.json).toMatchObject({ code: 'idempotency_conflict' });
     const userMessageId = String(duplicate.json?.original_user_message_id);
     const stored = await eventually(async () =>
-      (await history(sessionId)).find((m) => m.role === 'user'),
+      (await suite.history(sessionId)).find((m) => m.role === 'user'),
     );
     expect(stored.id).toBe(userMessageId);
   });
@@ -315,82 +255,66 @@ describe('idempotency and replay', () => {
 
 describe('limits and access', () => {
   it('answers 429 rate_limited to the fourth open stream of a user, and frees the slot on disconnect', async () => {
-    upstream.script('m1', { kind: 'stall', afterChunks: 1 });
-    const bob = await app.token('bob');
-    const sessionId = await newSession(bob);
+    suite.upstream.script('m1', { kind: 'stall', afterChunks: 1 });
+    const bob = userClient(suite.baseUrl, await suite.app.token('bob'));
+    const sessionId = await bob.session();
     const disconnects: Array<() => void> = [];
     let opened = 0;
     let release!: () => void;
     const allOpen = new Promise<void>((resolve) => (release = resolve));
     const streams = [1, 2, 3].map(() =>
-      postTurn(
-        app.baseUrl,
-        sessionId,
-        bob,
-        { content: 'hold', client_msg_id: clientMsgId('key') },
-        {
-          onFrame: (received, disconnect) => {
-            if (received.data.type !== 'meta') return;
-            disconnects.push(disconnect);
-            if (++opened === 3) release();
-          },
+      bob.turn(sessionId, turnBody('hold'), {
+        onFrame: (received, disconnect) => {
+          if (received.data.type !== 'meta') return;
+          disconnects.push(disconnect);
+          if (++opened === 3) release();
         },
-      ),
+      }),
     );
     await allOpen;
-    const fourth = await postTurn(app.baseUrl, sessionId, bob, {
-      content: 'one more',
-      client_msg_id: clientMsgId('key'),
-    });
+    const fourth = await bob.turn(sessionId, turnBody('one more'));
     expect(fourth.status).toBe(429);
     expect(fourth.json).toMatchObject({ code: 'rate_limited', message: expect.any(String) });
     // Other users are not affected.
-    const other = await postTurn(app.baseUrl, await newSession(), token, {
-      content: 'hi',
-      client_msg_id: clientMsgId('key'),
-    });
+    const other = await suite.turn(await suite.session(), turnBody('hi'));
     expect(other.status).toBe(200);
 
     disconnects.forEach((disconnect) => disconnect());
     await Promise.all(streams);
-    upstream.script('m1', { kind: 'stream' });
+    suite.upstream.script('m1', { kind: 'stream' });
     const retry = await eventually(async () => {
-      const attempt = await postTurn(app.baseUrl, sessionId, bob, {
-        content: 'again',
-        client_msg_id: clientMsgId('key'),
-      });
+      const attempt = await bob.turn(sessionId, turnBody('again'));
       return attempt.status === 200 ? attempt : null;
     });
     expect(types(retry).at(-1)).toBe('final');
   });
 
   it('answers 401 without a token and with a bad one, and 404 for another user', async () => {
-    const sessionId = await newSession();
-    const body = { content: 'hi', client_msg_id: clientMsgId('key') };
-    const none = await fetch(`${app.baseUrl}/v1/sessions/${sessionId}/turns`, {
+    const sessionId = await suite.session();
+    const body = turnBody('hi');
+    const none = await fetch(`${suite.baseUrl}/v1/sessions/${sessionId}/turns`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
     });
     expect(none.status).toBe(401);
     expect(await none.json()).toMatchObject({ code: 'unauthorized' });
-    const forged = await postTurn(app.baseUrl, sessionId, `${token.slice(0, -4)}AAAA`, body);
+    const forgedToken = `${suite.token.slice(0, -4)}AAAA`;
+    const forged = await userClient(suite.baseUrl, forgedToken).turn(sessionId, body);
     expect(forged.status).toBe(401);
     expect(forged.json).toMatchObject({ code: 'unauthorized' });
-    const mallory = await postTurn(app.baseUrl, sessionId, await app.token('mallory'), body);
+    const malloryToken = await suite.app.token('mallory');
+    const mallory = await userClient(suite.baseUrl, malloryToken).turn(sessionId, body);
     expect(mallory.status).toBe(404);
     expect(mallory.json).toMatchObject({ code: 'session_not_found' });
-    expect(upstream.requests).toHaveLength(0);
+    expect(suite.upstream.requests).toHaveLength(0);
   });
 
   it('answers 400 invalid_payload for a blank message and writes nothing', async () => {
-    const sessionId = await newSession();
-    const response = await postTurn(app.baseUrl, sessionId, token, {
-      content: '   ',
-      client_msg_id: clientMsgId('key'),
-    });
+    const sessionId = await suite.session();
+    const response = await suite.turn(sessionId, turnBody('   '));
     expect(response.status).toBe(400);
     expect(response.json).toMatchObject({ code: 'invalid_payload' });
-    expect(await history(sessionId)).toEqual([]);
+    expect(await suite.history(sessionId)).toEqual([]);
   });
 });

@@ -20,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { JwtService } from '../../src/auth/jwt.service.js';
-import { freePort, freshDatabase, TEST_SECRET } from './app.js';
+import { freePort, freshDatabase, startedInSuite, TEST_SECRET, upstreamEnv } from './app.js';
+import { type FakeUpstream, startFakeUpstream } from './fake-upstream.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /**
@@ -295,4 +296,58 @@ export async function bounded<T>(promise: Promise<T>, ms: number, what: string):
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** What the child-process suites share: the built server, a fake upstream and one store. */
+export interface ChildSuite {
+  readonly upstream: FakeUpstream;
+  /** Outlives the children, so a restarted server sees the same data. */
+  readonly store: ServerStore;
+  /** A child on the suite's store and upstream (one chat model `m1`, no images), `env` on top. */
+  start(env?: Record<string, string>): Promise<ChildServer>;
+}
+
+/**
+ * Builds the server and starts the upstream and the store in beforeAll; afterAll kills every child
+ * still running and closes the rest. The upstream is reset before each test.
+ */
+export function useChildSuite(): ChildSuite {
+  const get = startedInSuite(
+    'the child suite',
+    async () => {
+      const [main, upstream, store] = await Promise.all([
+        buildServer(),
+        startFakeUpstream(),
+        freshStore(),
+      ]);
+      const close = async (): Promise<void> => {
+        await stopAllChildren();
+        await upstream.close();
+        await store.drop();
+      };
+      return { main, upstream, store, close };
+    },
+    180_000,
+  );
+  beforeEach(() => get().upstream.reset());
+  return {
+    get upstream() {
+      return get().upstream;
+    },
+    get store() {
+      return get().store;
+    },
+    start: (env = {}) => {
+      const { main, upstream, store } = get();
+      return startChild(main, {
+        ...store.env,
+        ...upstreamEnv(upstream, {
+          CHAT_MODELS: 'm1',
+          IMAGE_MODELS: '',
+          IMAGE_COMPOSE_MODEL: 'off',
+        }),
+        ...env,
+      });
+    },
+  };
 }

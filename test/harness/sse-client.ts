@@ -38,6 +38,13 @@ function parseBlock(block: string, frames: ReceivedFrame[], comments: string[]):
   }
 }
 
+/** The frames of a whole SSE body read as text; throws on a line that is not a frame or comment. */
+export function parseFrames(raw: string): ReceivedFrame[] {
+  const frames: ReceivedFrame[] = [];
+  for (const block of raw.split('\n\n')) parseBlock(block, frames, []);
+  return frames;
+}
+
 const contracts = new Map<string, Promise<FrameContract>>();
 
 /** The frame schemas the server publishes at /docs/openapi.json (fetched once per server). */
@@ -152,6 +159,21 @@ async function readTurn(
 
 export const types = (response: TurnResponse): string[] =>
   response.frames.map((frame) => frame.data.type);
+
+/** Frame types with runs of deltas folded, so orders read like the contract. */
+export const shape = (response: TurnResponse): string[] =>
+  types(response).filter((type, index, list) => type !== 'delta' || list[index - 1] !== 'delta');
+
+/** The reply text the deltas among `frames` carry. */
+export const replyText = (frames: readonly ReceivedFrame[]): string =>
+  frames.map((frame) => (frame.data.type === 'delta' ? frame.data.content : '')).join('');
+
+/** Frame ids count up by one from `first` (1 for a whole stream, the cursor + 1 for a resume). */
+export function expectIdsFrom(response: TurnResponse, first = 1): void {
+  expect(response.frames.map((frame) => frame.id)).toEqual(
+    response.frames.map((_, index) => index + first),
+  );
+}
 
 /** Polls until `check` holds (for effects that land after the stream, like a cancelled row). */
 export async function eventually<T>(
