@@ -1,13 +1,29 @@
 import { Injectable } from '@nestjs/common';
-import { and, eq, inArray, type SQL, sql } from 'drizzle-orm';
+import { and, eq, inArray, type Placeholder, type SQL, sql } from 'drizzle-orm';
 import { DatabaseClient } from '../../database/database.client.js';
-import { byPlaceholders } from '../../database/placeholders.js';
+import { byPlaceholders, placeholderRow, prefixed } from '../../database/placeholders.js';
 import { turnFrames, turns, type TurnError, type TurnStatus } from '../../database/schema.js';
-import { MessagesRepository, type NewMessage } from '../sessions/messages.repository.js';
+import {
+  type MessageValues,
+  MessagesRepository,
+  type NewMessage,
+} from '../sessions/messages.repository.js';
 import { SessionsRepository } from '../sessions/sessions.repository.js';
 
 export type TurnRow = typeof turns.$inferSelect;
-export type NewTurn = Omit<typeof turns.$inferInsert, 'owner' | 'status' | 'streamSlot'>;
+/** The columns of a new turn its caller gives (the rest are the statement's or defaults). */
+const TURN_COLUMNS = [
+  'id',
+  'sessionId',
+  'userId',
+  'clientMsgId',
+  'requestHash',
+  'userMessageId',
+  'actionType',
+] as const;
+export type NewTurn = Required<Pick<typeof turns.$inferInsert, (typeof TURN_COLUMNS)[number]>>;
+/** Where the user message's placeholders are named apart from the turn's in `beginTurn`. */
+const MESSAGE = 'message_';
 /** How a turn can end. */
 export type TurnEnding = Exclude<TurnStatus, 'running' | 'interrupted'>;
 
@@ -37,7 +53,11 @@ const SLOT_RACE_SLACK = 4;
  * check constraint) — evaluated inside the statement that claims it. The lowest free slot is 1
  * or right after a held one, so only those candidates are looked at (not every slot up to `max`).
  */
-function freeSlot(userId: string, max: number, exceptTurnId: string | null = null) {
+function freeSlot(
+  userId: string | Placeholder,
+  max: number | Placeholder,
+  exceptTurnId: string | null = null,
+) {
   const held = (slot: SQL) => sql`EXISTS (SELECT 1 FROM ${turns} WHERE ${turns.userId} = ${userId}
       AND ${turns.status} = 'running' AND ${turns.streamSlot} = ${slot}
       AND ${turns.id} <> ${exceptTurnId ?? ''})`;
@@ -79,6 +99,11 @@ async function claimingSlot(run: () => Promise<unknown>, rounds: number): Promis
 export class TurnsRepository {
   // Read on every turn, prepared once: building the query is a measurable share of its cost.
   private readonly byKeyQuery;
+  /**
+   * Run on every turn, prepared once per connection: planning its slot subquery cost PostgreSQL
+   * about as much as running it.
+   */
+  private readonly beginQuery;
   private readonly released = new Set<string>();
 
   constructor(
@@ -91,6 +116,33 @@ export class TurnsRepository {
       .from(turns)
       .where(byPlaceholders({ sessionId: turns.sessionId, clientMsgId: turns.clientMsgId }))
       .prepare('turn_by_key');
+    this.beginQuery = this.prepareBegin();
+  }
+
+  /**
+   * One statement (data-modifying CTEs) rather than BEGIN + three + COMMIT: this runs on every
+   * turn, and with embedded PGlite each statement costs about a millisecond of CPU.
+   */
+  private prepareBegin() {
+    const { db } = this.database;
+    const message = db.$with('new_message', {}).as(this.messages.insert(db, MESSAGE).getSQL());
+    const touched = db
+      .$with('touched_session', {})
+      .as(
+        this.sessions
+          .touch(db, sql.placeholder('sessionId'), sql.placeholder('touchedAt'))
+          .getSQL(),
+      );
+    return db
+      .with(message, touched)
+      .insert(turns)
+      .values({
+        ...placeholderRow(TURN_COLUMNS),
+        status: 'running',
+        owner: this.database.instanceId,
+        streamSlot: freeSlot(sql.placeholder('userId'), sql.placeholder('maxStreams')),
+      })
+      .prepare('turn_begin');
   }
 
   async findByKey(sessionId: string, clientMsgId: string): Promise<TurnRow | null> {
@@ -107,26 +159,17 @@ export class TurnsRepository {
    * Inserts the user message and a running turn holding one of the user's `maxStreams` slots,
    * and marks the session updated; StreamCapReached when no slot is free.
    */
-  async begin(turn: NewTurn, userMessage: NewMessage, maxStreams: number): Promise<void> {
-    const { db } = this.database;
-    // One statement (data-modifying CTEs) rather than BEGIN + three + COMMIT: this runs on every
-    // turn, and with embedded PGlite each statement costs about a millisecond of CPU.
-    const message = db.$with('new_message', {}).as(this.messages.insert(db, userMessage).getSQL());
-    const touched = db
-      .$with('touched_session', {})
-      .as(this.sessions.touch(db, turn.sessionId).getSQL());
+  async begin(turn: NewTurn, userMessage: MessageValues, maxStreams: number): Promise<void> {
+    const values = {
+      ...turn,
+      ...prefixed(MESSAGE, userMessage),
+      touchedAt: new Date(),
+      maxStreams,
+    };
     await claimingSlot(
       () =>
         this.database.write({ kind: 'begin', turnId: turn.id }, () =>
-          db
-            .with(message, touched)
-            .insert(turns)
-            .values({
-              ...turn,
-              status: 'running',
-              owner: this.database.instanceId,
-              streamSlot: freeSlot(turn.userId, maxStreams),
-            }),
+          this.beginQuery.execute(values),
         ),
       maxStreams + SLOT_RACE_SLACK,
     );
