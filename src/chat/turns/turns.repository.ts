@@ -49,39 +49,48 @@ const NO_FREE_SLOT = 'turns_stream_slot_free';
 /** Rounds a claim may lose beyond one per slot (turns of the user that end and start meanwhile). */
 const SLOT_RACE_SLACK = 4;
 /**
- * The lowest of the user's `max` stream slots no running turn holds, or 0 (refused by the
- * check constraint) — evaluated inside the statement that claims it. The lowest free slot is 1
- * or right after a held one, so only those candidates are looked at (not every slot up to `max`).
+ * A free one of the user's `max` stream slots, or 0 (refused by the check constraint) —
+ * evaluated inside the statement that claims it: `preferred` if it is free, else the next free
+ * candidate after it (wrapping round). The lowest free slot is 1 or right after a held one, so
+ * only those candidates are looked at (not every slot up to `max`), and one is found whenever
+ * any slot is free.
  */
 function freeSlot(
   userId: string | Placeholder,
   max: number | Placeholder,
+  preferred: number | Placeholder,
   exceptTurnId: string | null = null,
 ) {
   const held = (slot: SQL) => sql`EXISTS (SELECT 1 FROM ${turns} WHERE ${turns.userId} = ${userId}
       AND ${turns.status} = 'running' AND ${turns.streamSlot} = ${slot}
       AND ${turns.id} <> ${exceptTurnId ?? ''})`;
-  return sql`COALESCE((SELECT MIN(c.s) FROM (SELECT 1 AS s UNION ALL
-      SELECT ${turns.streamSlot} + 1 FROM ${turns} WHERE ${turns.userId} = ${userId}
+  return sql`COALESCE((SELECT c.s FROM (SELECT ${preferred}::int AS s UNION ALL SELECT 1
+      UNION ALL SELECT ${turns.streamSlot} + 1 FROM ${turns} WHERE ${turns.userId} = ${userId}
         AND ${turns.status} = 'running' AND ${turns.streamSlot} IS NOT NULL) AS c
-    WHERE c.s <= ${max}::int AND NOT ${held(sql`c.s`)}), 0)`;
+    WHERE c.s <= ${max}::int AND NOT ${held(sql`c.s`)}
+    ORDER BY (c.s - ${preferred}::int + ${max}::int) % ${max}::int LIMIT 1), 0)`;
 }
 
 /**
- * Runs a statement that claims a stream slot, again while it loses a race for one: a lost race
- * means another turn of the user took that slot in the same instant, never that none is free
- * (that is the check constraint). Each round one racer wins, so `rounds` racers all settle.
+ * Runs a statement that claims one of `max` stream slots, again while it loses a race for one: a
+ * lost race means another turn of the user took that slot in the same instant, never that none
+ * is free (that is the check constraint). Each round one racer wins, so `max` racers all settle.
+ * Each attempt prefers a random slot: claims of one user at once then rarely want the same one
+ * (when all wanted the lowest free slot, every racer but one ran again).
  */
-async function claimingSlot(run: () => Promise<unknown>, rounds: number): Promise<void> {
+async function claimingSlot(
+  max: number,
+  run: (preferred: number) => Promise<unknown>,
+): Promise<void> {
   for (let attempt = 1; ; attempt += 1) {
     try {
-      await run();
+      await run(1 + Math.floor(Math.random() * max));
       return;
     } catch (error) {
       const found = violation(error);
       if (found?.constraint === NO_FREE_SLOT) throw new StreamCapReached();
       if (found?.constraint === SLOT_TAKEN) {
-        if (attempt < rounds) continue;
+        if (attempt < max + SLOT_RACE_SLACK) continue;
         throw new StreamCapReached();
       }
       if (found?.code === '23505') throw new TurnKeyTaken();
@@ -140,7 +149,11 @@ export class TurnsRepository {
         ...placeholderRow(TURN_COLUMNS),
         status: 'running',
         owner: this.database.instanceId,
-        streamSlot: freeSlot(sql.placeholder('userId'), sql.placeholder('maxStreams')),
+        streamSlot: freeSlot(
+          sql.placeholder('userId'),
+          sql.placeholder('maxStreams'),
+          sql.placeholder('preferredSlot'),
+        ),
       })
       .prepare('turn_begin');
   }
@@ -166,12 +179,10 @@ export class TurnsRepository {
       touchedAt: new Date(),
       maxStreams,
     };
-    await claimingSlot(
-      () =>
-        this.database.write({ kind: 'begin', turnId: turn.id }, () =>
-          this.beginQuery.execute(values),
-        ),
-      maxStreams + SLOT_RACE_SLACK,
+    await claimingSlot(maxStreams, (preferredSlot) =>
+      this.database.write({ kind: 'begin', turnId: turn.id }, () =>
+        this.beginQuery.execute({ ...values, preferredSlot }),
+      ),
     );
   }
 
@@ -185,9 +196,8 @@ export class TurnsRepository {
     actionType: TurnRow['actionType'],
     maxStreams: number,
   ): Promise<void> {
-    await claimingSlot(
-      () => this.restartOnce(turnId, userId, actionType, maxStreams),
-      maxStreams + SLOT_RACE_SLACK,
+    await claimingSlot(maxStreams, (preferredSlot) =>
+      this.restartOnce(turnId, userId, actionType, maxStreams, preferredSlot),
     );
   }
 
@@ -196,6 +206,7 @@ export class TurnsRepository {
     userId: string,
     actionType: TurnRow['actionType'],
     maxStreams: number,
+    preferredSlot: number,
   ): Promise<void> {
     await this.database.db.transaction(async (tx) => {
       const claimed = await tx
@@ -203,7 +214,7 @@ export class TurnsRepository {
         .set({
           status: 'running',
           owner: this.database.instanceId,
-          streamSlot: freeSlot(userId, maxStreams, turnId),
+          streamSlot: freeSlot(userId, maxStreams, preferredSlot, turnId),
           actionType,
           messageIds: [],
           error: null,
