@@ -64,9 +64,12 @@ function freeSlot(
   const held = (slot: SQL) => sql`EXISTS (SELECT 1 FROM ${turns} WHERE ${turns.userId} = ${userId}
       AND ${turns.status} = 'running' AND ${turns.streamSlot} = ${slot}
       AND ${turns.id} <> ${exceptTurnId ?? ''})`;
-  return sql`COALESCE((SELECT c.s FROM (SELECT ${preferred}::int AS s UNION ALL SELECT 1
-      UNION ALL SELECT ${turns.streamSlot} + 1 FROM ${turns} WHERE ${turns.userId} = ${userId}
-        AND ${turns.status} = 'running' AND ${turns.streamSlot} IS NOT NULL) AS c
+  // `preferred` alone first: usually free, and then one index probe instead of one per candidate.
+  return sql`COALESCE((SELECT ${preferred}::int WHERE ${preferred}::int <= ${max}::int
+      AND NOT ${held(sql`${preferred}::int`)}),
+    (SELECT c.s FROM (SELECT 1 AS s UNION ALL SELECT ${turns.streamSlot} + 1 FROM ${turns}
+      WHERE ${turns.userId} = ${userId} AND ${turns.status} = 'running'
+        AND ${turns.streamSlot} IS NOT NULL) AS c
     WHERE c.s <= ${max}::int AND NOT ${held(sql`c.s`)}
     ORDER BY (c.s - ${preferred}::int + ${max}::int) % ${max}::int LIMIT 1), 0)`;
 }
