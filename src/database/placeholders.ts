@@ -1,4 +1,4 @@
-import { and, eq, type SQL, sql } from 'drizzle-orm';
+import { and, eq, type Placeholder, type SQL, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 
 /**
@@ -7,4 +7,22 @@ import type { PgColumn } from 'drizzle-orm/pg-core';
  */
 export function byPlaceholders(columns: Readonly<Record<string, PgColumn>>): SQL | undefined {
   return and(...Object.entries(columns).map(([key, column]) => eq(column, sql.placeholder(key))));
+}
+
+/**
+ * The values of a prepared insert: each column is the placeholder `prefix + column`, so that
+ * two tables' rows in one statement keep apart. {@link prefixed} names the values to match.
+ */
+export function placeholderRow<K extends string>(
+  columns: readonly K[],
+  prefix = '',
+): Record<K, Placeholder> {
+  return Object.fromEntries(
+    columns.map((column) => [column, sql.placeholder(prefix + column)]),
+  ) as Record<K, Placeholder>;
+}
+
+/** A row's values named for the placeholders of {@link placeholderRow} with `prefix`. */
+export function prefixed(prefix: string, row: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(row).map(([key, value]) => [prefix + key, value]));
 }

@@ -2,12 +2,29 @@ import { Injectable } from '@nestjs/common';
 import { and, asc, desc, eq, inArray, ne, sql } from 'drizzle-orm';
 import { DatabaseClient, type Executor } from '../../database/database.client.js';
 import { newestFirst } from '../../database/paging.js';
+import { placeholderRow } from '../../database/placeholders.js';
 import { messages } from '../../database/schema.js';
 import { ImageStore } from '../../images/image-store.js';
 import { ImagesRepository, type NewImage } from '../../images/images.repository.js';
 
 export type MessageRow = typeof messages.$inferSelect;
 export type NewMessage = typeof messages.$inferInsert;
+
+/** The columns a prepared insert of a message writes: all but those the database fills in. */
+const MESSAGE_COLUMNS = [
+  'id',
+  'sessionId',
+  'turnId',
+  'role',
+  'content',
+  'clientMsgId',
+  'actionType',
+  'status',
+  'model',
+  'metadata',
+] as const;
+/** A message for a prepared insert: every column it writes is given (none left to a default). */
+export type MessageValues = Required<Pick<NewMessage, (typeof MESSAGE_COLUMNS)[number]>>;
 
 /** The `messages` table: history reads, and the writes a turn composes into its own statements. */
 @Injectable()
@@ -35,9 +52,12 @@ export class MessagesRepository {
       .prepare('turn_context');
   }
 
-  /** The insert of a new message, for a caller that runs it inside its own statement. */
-  insert(db: Executor, message: NewMessage) {
-    return db.insert(messages).values(message);
+  /**
+   * The insert of a new message, for a caller that prepares it inside its own statement: its
+   * values are the placeholders `prefix + column` ({@link prefixed} of a {@link MessageValues}).
+   */
+  insert(db: Executor, prefix: string) {
+    return db.insert(messages).values(placeholderRow(MESSAGE_COLUMNS, prefix));
   }
 
   /** Insert or update of an assistant message as it stands now. */

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, type Placeholder, sql } from 'drizzle-orm';
 import { DatabaseClient, type Executor } from '../../database/database.client.js';
 import { newestFirst } from '../../database/paging.js';
 import { byPlaceholders } from '../../database/placeholders.js';
@@ -42,9 +42,15 @@ export class SessionsRepository {
     return newestFirst(query, sessions.seq, eq(sessions.userId, userId), limit, beforeSeq);
   }
 
-  /** Marks the session as active now (a turn started in it). */
-  touch(db: Executor, id: string) {
-    return db.update(sessions).set({ updatedAt: new Date() }).where(eq(sessions.id, id));
+  /**
+   * Marks the session as active at `at` (a turn started in it), for a caller that prepares it
+   * inside its own statement: `id` and `at` are placeholders.
+   */
+  touch(db: Executor, id: Placeholder, at: Placeholder) {
+    return db
+      .update(sessions)
+      .set({ updatedAt: sql`${sql.param(at, sessions.updatedAt)}` })
+      .where(eq(sessions.id, id));
   }
 
   async deleteOwned(userId: string, id: string): Promise<boolean> {

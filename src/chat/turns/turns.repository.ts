@@ -1,13 +1,29 @@
 import { Injectable } from '@nestjs/common';
-import { and, eq, inArray, type SQL, sql } from 'drizzle-orm';
+import { and, eq, inArray, type Placeholder, type SQL, sql } from 'drizzle-orm';
 import { DatabaseClient } from '../../database/database.client.js';
-import { byPlaceholders } from '../../database/placeholders.js';
+import { byPlaceholders, placeholderRow, prefixed } from '../../database/placeholders.js';
 import { turnFrames, turns, type TurnError, type TurnStatus } from '../../database/schema.js';
-import { MessagesRepository, type NewMessage } from '../sessions/messages.repository.js';
+import {
+  type MessageValues,
+  MessagesRepository,
+  type NewMessage,
+} from '../sessions/messages.repository.js';
 import { SessionsRepository } from '../sessions/sessions.repository.js';
 
 export type TurnRow = typeof turns.$inferSelect;
-export type NewTurn = Omit<typeof turns.$inferInsert, 'owner' | 'status' | 'streamSlot'>;
+/** The columns of a new turn its caller gives (the rest are the statement's or defaults). */
+const TURN_COLUMNS = [
+  'id',
+  'sessionId',
+  'userId',
+  'clientMsgId',
+  'requestHash',
+  'userMessageId',
+  'actionType',
+] as const;
+export type NewTurn = Required<Pick<typeof turns.$inferInsert, (typeof TURN_COLUMNS)[number]>>;
+/** Where the user message's placeholders are named apart from the turn's in `beginTurn`. */
+const MESSAGE = 'message_';
 /** How a turn can end. */
 export type TurnEnding = Exclude<TurnStatus, 'running' | 'interrupted'>;
 
@@ -33,35 +49,51 @@ const NO_FREE_SLOT = 'turns_stream_slot_free';
 /** Rounds a claim may lose beyond one per slot (turns of the user that end and start meanwhile). */
 const SLOT_RACE_SLACK = 4;
 /**
- * The lowest of the user's `max` stream slots no running turn holds, or 0 (refused by the
- * check constraint) — evaluated inside the statement that claims it. The lowest free slot is 1
- * or right after a held one, so only those candidates are looked at (not every slot up to `max`).
+ * A free one of the user's `max` stream slots, or 0 (refused by the check constraint) —
+ * evaluated inside the statement that claims it: `preferred` if it is free, else the next free
+ * candidate after it (wrapping round). The lowest free slot is 1 or right after a held one, so
+ * only those candidates are looked at (not every slot up to `max`), and one is found whenever
+ * any slot is free.
  */
-function freeSlot(userId: string, max: number, exceptTurnId: string | null = null) {
+function freeSlot(
+  userId: string | Placeholder,
+  max: number | Placeholder,
+  preferred: number | Placeholder,
+  exceptTurnId: string | null = null,
+) {
   const held = (slot: SQL) => sql`EXISTS (SELECT 1 FROM ${turns} WHERE ${turns.userId} = ${userId}
       AND ${turns.status} = 'running' AND ${turns.streamSlot} = ${slot}
       AND ${turns.id} <> ${exceptTurnId ?? ''})`;
-  return sql`COALESCE((SELECT MIN(c.s) FROM (SELECT 1 AS s UNION ALL
-      SELECT ${turns.streamSlot} + 1 FROM ${turns} WHERE ${turns.userId} = ${userId}
-        AND ${turns.status} = 'running' AND ${turns.streamSlot} IS NOT NULL) AS c
-    WHERE c.s <= ${max}::int AND NOT ${held(sql`c.s`)}), 0)`;
+  // `preferred` alone first: usually free, and then one index probe instead of one per candidate.
+  return sql`COALESCE((SELECT ${preferred}::int WHERE ${preferred}::int <= ${max}::int
+      AND NOT ${held(sql`${preferred}::int`)}),
+    (SELECT c.s FROM (SELECT 1 AS s UNION ALL SELECT ${turns.streamSlot} + 1 FROM ${turns}
+      WHERE ${turns.userId} = ${userId} AND ${turns.status} = 'running'
+        AND ${turns.streamSlot} IS NOT NULL) AS c
+    WHERE c.s <= ${max}::int AND NOT ${held(sql`c.s`)}
+    ORDER BY (c.s - ${preferred}::int + ${max}::int) % ${max}::int LIMIT 1), 0)`;
 }
 
 /**
- * Runs a statement that claims a stream slot, again while it loses a race for one: a lost race
- * means another turn of the user took that slot in the same instant, never that none is free
- * (that is the check constraint). Each round one racer wins, so `rounds` racers all settle.
+ * Runs a statement that claims one of `max` stream slots, again while it loses a race for one: a
+ * lost race means another turn of the user took that slot in the same instant, never that none
+ * is free (that is the check constraint). Each round one racer wins, so `max` racers all settle.
+ * Each attempt prefers a random slot: claims of one user at once then rarely want the same one
+ * (when all wanted the lowest free slot, every racer but one ran again).
  */
-async function claimingSlot(run: () => Promise<unknown>, rounds: number): Promise<void> {
+async function claimingSlot(
+  max: number,
+  run: (preferred: number) => Promise<unknown>,
+): Promise<void> {
   for (let attempt = 1; ; attempt += 1) {
     try {
-      await run();
+      await run(1 + Math.floor(Math.random() * max));
       return;
     } catch (error) {
       const found = violation(error);
       if (found?.constraint === NO_FREE_SLOT) throw new StreamCapReached();
       if (found?.constraint === SLOT_TAKEN) {
-        if (attempt < rounds) continue;
+        if (attempt < max + SLOT_RACE_SLACK) continue;
         throw new StreamCapReached();
       }
       if (found?.code === '23505') throw new TurnKeyTaken();
@@ -79,6 +111,11 @@ async function claimingSlot(run: () => Promise<unknown>, rounds: number): Promis
 export class TurnsRepository {
   // Read on every turn, prepared once: building the query is a measurable share of its cost.
   private readonly byKeyQuery;
+  /**
+   * Run on every turn, prepared once per connection: planning its slot subquery cost PostgreSQL
+   * about as much as running it.
+   */
+  private readonly beginQuery;
   private readonly released = new Set<string>();
 
   constructor(
@@ -91,6 +128,37 @@ export class TurnsRepository {
       .from(turns)
       .where(byPlaceholders({ sessionId: turns.sessionId, clientMsgId: turns.clientMsgId }))
       .prepare('turn_by_key');
+    this.beginQuery = this.prepareBegin();
+  }
+
+  /**
+   * One statement (data-modifying CTEs) rather than BEGIN + three + COMMIT: this runs on every
+   * turn, and with embedded PGlite each statement costs about a millisecond of CPU.
+   */
+  private prepareBegin() {
+    const { db } = this.database;
+    const message = db.$with('new_message', {}).as(this.messages.insert(db, MESSAGE).getSQL());
+    const touched = db
+      .$with('touched_session', {})
+      .as(
+        this.sessions
+          .touch(db, sql.placeholder('sessionId'), sql.placeholder('touchedAt'))
+          .getSQL(),
+      );
+    return db
+      .with(message, touched)
+      .insert(turns)
+      .values({
+        ...placeholderRow(TURN_COLUMNS),
+        status: 'running',
+        owner: this.database.instanceId,
+        streamSlot: freeSlot(
+          sql.placeholder('userId'),
+          sql.placeholder('maxStreams'),
+          sql.placeholder('preferredSlot'),
+        ),
+      })
+      .prepare('turn_begin');
   }
 
   async findByKey(sessionId: string, clientMsgId: string): Promise<TurnRow | null> {
@@ -107,28 +175,17 @@ export class TurnsRepository {
    * Inserts the user message and a running turn holding one of the user's `maxStreams` slots,
    * and marks the session updated; StreamCapReached when no slot is free.
    */
-  async begin(turn: NewTurn, userMessage: NewMessage, maxStreams: number): Promise<void> {
-    const { db } = this.database;
-    // One statement (data-modifying CTEs) rather than BEGIN + three + COMMIT: this runs on every
-    // turn, and with embedded PGlite each statement costs about a millisecond of CPU.
-    const message = db.$with('new_message', {}).as(this.messages.insert(db, userMessage).getSQL());
-    const touched = db
-      .$with('touched_session', {})
-      .as(this.sessions.touch(db, turn.sessionId).getSQL());
-    await claimingSlot(
-      () =>
-        this.database.write({ kind: 'begin', turnId: turn.id }, () =>
-          db
-            .with(message, touched)
-            .insert(turns)
-            .values({
-              ...turn,
-              status: 'running',
-              owner: this.database.instanceId,
-              streamSlot: freeSlot(turn.userId, maxStreams),
-            }),
-        ),
-      maxStreams + SLOT_RACE_SLACK,
+  async begin(turn: NewTurn, userMessage: MessageValues, maxStreams: number): Promise<void> {
+    const values = {
+      ...turn,
+      ...prefixed(MESSAGE, userMessage),
+      touchedAt: new Date(),
+      maxStreams,
+    };
+    await claimingSlot(maxStreams, (preferredSlot) =>
+      this.database.write({ kind: 'begin', turnId: turn.id }, () =>
+        this.beginQuery.execute({ ...values, preferredSlot }),
+      ),
     );
   }
 
@@ -142,9 +199,8 @@ export class TurnsRepository {
     actionType: TurnRow['actionType'],
     maxStreams: number,
   ): Promise<void> {
-    await claimingSlot(
-      () => this.restartOnce(turnId, userId, actionType, maxStreams),
-      maxStreams + SLOT_RACE_SLACK,
+    await claimingSlot(maxStreams, (preferredSlot) =>
+      this.restartOnce(turnId, userId, actionType, maxStreams, preferredSlot),
     );
   }
 
@@ -153,6 +209,7 @@ export class TurnsRepository {
     userId: string,
     actionType: TurnRow['actionType'],
     maxStreams: number,
+    preferredSlot: number,
   ): Promise<void> {
     await this.database.db.transaction(async (tx) => {
       const claimed = await tx
@@ -160,7 +217,7 @@ export class TurnsRepository {
         .set({
           status: 'running',
           owner: this.database.instanceId,
-          streamSlot: freeSlot(userId, maxStreams, turnId),
+          streamSlot: freeSlot(userId, maxStreams, preferredSlot, turnId),
           actionType,
           messageIds: [],
           error: null,
