@@ -111,26 +111,22 @@ describe('sendSse', () => {
 
   describe('a client that does not read', () => {
     const event = `data: ${'x'.repeat(64 * 1024)}\n\n`;
-    /** 256 KiB of events a millisecond, `count` of them (or until torn down). */
-    const burst = (count: number, onTeardown: () => void = () => undefined) =>
-      new Observable<SseEvent>((subscriber) => {
-        let emitted = 0;
-        const timer = setInterval(() => {
-          for (let i = 0; i < 4; i++) subscriber.next(event);
-          emitted += 4;
-          if (emitted >= count) subscriber.complete();
-        }, 1);
-        return () => {
-          clearInterval(timer);
-          onTeardown();
-        };
-      });
+    const LIMIT = 4 * 1024 * 1024;
 
     it('is dropped once more than the limit waits for it; its events are torn down', async () => {
       let tornDown = false;
       const server = await serve(
-        () => Promise.resolve(burst(Infinity, () => (tornDown = true))),
-        4 * 1024 * 1024,
+        () =>
+          Promise.resolve(
+            new Observable<SseEvent>((subscriber) => {
+              const timer = setInterval(() => subscriber.next(event), 1);
+              return () => {
+                clearInterval(timer);
+                tornDown = true;
+              };
+            }),
+          ),
+        LIMIT,
       );
       const call = server.send();
       const [response] = (await once(call, 'response')) as [IncomingMessage];
@@ -143,10 +139,25 @@ describe('sendSse', () => {
       await server.close();
     });
 
-    it('is not dropped while it reads, however often its socket backs up', async () => {
-      const server = await serve(() => Promise.resolve(burst(200)), 4 * 1024 * 1024);
+    it('is not dropped while it keeps up, though more than the limit passes while backed up', async () => {
+      // Bursts of 3 MiB (the socket backs up on each), 100 ms apart: 12 MiB in all.
+      const burst = Array.from({ length: 48 }, () => event);
+      const server = await serve(
+        () =>
+          Promise.resolve(
+            new Observable<SseEvent>((subscriber) => {
+              let sent = 0;
+              const timer = setInterval(() => {
+                for (const item of burst) subscriber.next(item);
+                if (++sent === 4) subscriber.complete();
+              }, 100);
+              return () => clearInterval(timer);
+            }),
+          ),
+        LIMIT,
+      );
       const [response] = (await once(server.send(), 'response')) as [IncomingMessage];
-      expect((await body(response)).length).toBe(1 + 200 * event.length);
+      expect((await body(response)).length).toBe(1 + 4 * burst.length * event.length);
       expect(await server.outcomes[0]).toBe('ok');
       await server.close();
     });
