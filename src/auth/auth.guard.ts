@@ -11,11 +11,11 @@ export interface AuthenticatedRequest extends Request {
 export class AuthGuard implements CanActivate {
   constructor(private readonly jwt: JwtService) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
     const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
     if (!match) throw ApiError.unauthorized();
-    const userId = await this.jwt.verify(match[1]);
+    const userId = this.jwt.verify(match[1]);
     if (!userId) throw ApiError.unauthorized('The Bearer token is invalid or expired.');
     request.userId = userId;
     return true;

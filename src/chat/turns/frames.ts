@@ -18,14 +18,6 @@ export type { Frame, FrameOf } from '../../contract/index.js';
 /** A stored image as messages keep it: what an `image` frame shows. */
 export type StoredImage = NonNullable<MessageMetadata['image']>;
 
-/**
- * What Nest's SSE writer takes: `id:` + `data:` (a frame, or a frame log's JSON as first
- * serialised), or a `: ping` comment.
- */
-export type SseMessage = { id: string; data: Frame | string } | { comment: string };
-
-export const PING: SseMessage = { comment: 'ping' };
-
 export function metaFrame(messageId: string, actionType: ActionType, model: string | null): Frame {
   return {
     type: 'meta',

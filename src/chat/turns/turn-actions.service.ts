@@ -14,7 +14,6 @@ import {
   share,
   shareReplay,
   take,
-  tap,
 } from 'rxjs';
 import { type AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
@@ -109,24 +108,18 @@ export class TurnActionsService {
     actionType: ActionType,
     context: readonly ChatMessage[],
   ): Observable<Frame> {
+    // One stage records each event in the run and makes its frame (it runs for every delta).
     return this.reply.stream$(context).pipe(
-      tap((event) => {
-        switch (event.type) {
-          case 'start':
-            return run.openMessage(messageId, actionType, event.model);
-          case 'delta':
-            return run.append(messageId, event.content);
-          case 'end':
-            return run.closeMessage(messageId, event.usage, event.generationId);
-        }
-      }),
       map((event): Frame => {
         switch (event.type) {
           case 'start':
+            run.openMessage(messageId, actionType, event.model);
             return metaFrame(messageId, actionType, event.model);
           case 'delta':
+            run.append(messageId, event.content);
             return deltaFrame(messageId, event.content);
           case 'end':
+            run.closeMessage(messageId, event.usage, event.generationId);
             return doneFrame(messageId, {
               truncated: false,
               usage: event.usage,

@@ -1,4 +1,4 @@
-import { defer, finalize, type MonoTypeOperatorFunction, tap } from 'rxjs';
+import { type MonoTypeOperatorFunction, Observable } from 'rxjs';
 import type { Frame } from './frames.js';
 import type { MetricsService, TurnOutcome } from '../../observability/metrics.service.js';
 
@@ -7,19 +7,26 @@ import type { MetricsService, TurnOutcome } from '../../observability/metrics.se
  * else (torn down: every client left) → cancelled. The action comes from the `meta`/`final` frames, `unknown` before.
  */
 export function countTurn(metrics: MetricsService): MonoTypeOperatorFunction<Frame> {
+  // One subscriber (not defer + tap + finalize): it sees every frame of every open turn.
   return (source) =>
-    defer(() => {
+    new Observable<Frame>((subscriber) => {
       let action = 'unknown';
       let outcome: TurnOutcome = 'cancelled';
-      return source.pipe(
-        tap({
+      subscriber.add(
+        source.subscribe({
           next: (frame) => {
             if (frame.type === 'meta' || frame.type === 'final') action = frame.action_type;
             if (frame.type === 'final' || frame.type === 'error') outcome = frame.type;
+            subscriber.next(frame);
           },
-          error: () => (outcome = 'error'),
+          error: (error: unknown) => {
+            outcome = 'error';
+            subscriber.error(error);
+          },
+          complete: () => subscriber.complete(),
         }),
-        finalize(() => metrics.turnEnded(action, outcome)),
       );
+      // Added after the source: counted once it is torn down, however the turn ended.
+      subscriber.add(() => metrics.turnEnded(action, outcome));
     });
 }

@@ -5,13 +5,10 @@ import {
   defer,
   finalize,
   from,
-  merge,
   mergeMap,
   Observable,
   Subject,
   takeUntil,
-  tap,
-  timer,
 } from 'rxjs';
 import { type AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
@@ -110,31 +107,36 @@ export class TurnRunnerService implements BeforeApplicationShutdown {
     await new Promise((resolve) => setTimeout(resolve, FLUSH_MS));
   }
 
-  /** Errors when the turn must stop: its deadline, the shutdown grace, or a stop request. */
+  /**
+   * Errors when the turn must stop: its deadline, the shutdown grace, or a stop request. One
+   * subscriber for the three (a merge of three piped sources held ~25 closures per open turn).
+   */
   private deadline$(control: TurnControl): Observable<never> {
-    return merge(
-      timer(Math.max(0, control.deadlineAt - Date.now())).pipe(
-        tap(() => {
-          throw new TurnFailure(
-            'timeout',
-            `the turn took longer than ${this.config.turnTimeoutMs} ms`,
-          );
-        }),
-      ),
-      this.shutdown$.pipe(
-        tap(() => {
-          throw new TurnFailure(
-            'upstream_unavailable',
-            'The server is shutting down; run the turn again.',
-          );
-        }),
-      ),
-      control.stop$.pipe(
-        tap(() => {
-          throw new TurnFailure('cancelled', 'The turn was stopped (stop route).');
-        }),
-      ),
-    ) as Observable<never>;
+    return new Observable<never>((subscriber) => {
+      const deadline = setTimeout(
+        () =>
+          subscriber.error(
+            new TurnFailure('timeout', `the turn took longer than ${this.config.turnTimeoutMs} ms`),
+          ),
+        Math.max(0, control.deadlineAt - Date.now()),
+      );
+      subscriber.add(() => clearTimeout(deadline));
+      subscriber.add(
+        this.shutdown$.subscribe(() =>
+          subscriber.error(
+            new TurnFailure(
+              'upstream_unavailable',
+              'The server is shutting down; run the turn again.',
+            ),
+          ),
+        ),
+      );
+      subscriber.add(
+        control.stop$.subscribe(() =>
+          subscriber.error(new TurnFailure('cancelled', 'The turn was stopped (stop route).')),
+        ),
+      );
+    });
   }
 
   /**

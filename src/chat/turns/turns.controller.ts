@@ -1,15 +1,14 @@
 import {
   Body,
   Controller,
+  Get,
   Headers,
   HttpCode,
   Param,
   Post,
   Query,
-  RequestMethod,
+  Req,
   Res,
-  Sse,
-  SseSignal,
   UseGuards,
 } from '@nestjs/common';
 import {
@@ -20,8 +19,7 @@ import {
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
-import type { Response } from 'express';
-import type { Observable } from 'rxjs';
+import type { Request, Response } from 'express';
 import { ApiError } from '../../common/api-error.js';
 import { AuthGuard } from '../../auth/auth.guard.js';
 import { CurrentUser } from '../../auth/current-user.decorator.js';
@@ -29,13 +27,13 @@ import { ApiErrorResponses } from '../../common/api-error-responses.decorator.js
 import { ApiFrameStream } from './api-frame-stream.decorator.js';
 import { StopResultDto } from './dto/stop-result.dto.js';
 import { TurnRequestDto } from './dto/turn-request.dto.js';
-import type { SseMessage } from './frames.js';
+import { sendSse } from './sse-response.js';
 import { TurnsService } from './turns.service.js';
 
 /**
- * Characters of frames a resuming stream may have queued for a client that does not read; past
- * it the connection is dropped (Nest's `maxPendingDataLength`) and the client resumes from its
- * last id, so one slow follower never holds the producer or the others.
+ * Characters of frames a stream may have queued for a client that does not read; past it the
+ * connection is dropped and the client resumes from its last id, so one slow follower never
+ * holds the producer or the others.
  */
 const FOLLOWER_MAX_PENDING_CHARS = 4 * 1024 * 1024;
 
@@ -46,7 +44,7 @@ const FOLLOWER_MAX_PENDING_CHARS = 4 * 1024 * 1024;
 export class TurnsController {
   constructor(private readonly turns: TurnsService) {}
 
-  @Sse('', { method: RequestMethod.POST, maxPendingDataLength: FOLLOWER_MAX_PENDING_CHARS })
+  @Post()
   @HttpCode(200)
   @ApiOperation({
     summary: 'Run a chat turn, streamed as Server-Sent Events',
@@ -73,15 +71,21 @@ export class TurnsController {
     @CurrentUser() userId: string,
     @Param('session_id') sessionId: string,
     @Body() body: TurnRequestDto,
-    @SseSignal() signal: AbortSignal,
     @Headers('last-event-id') lastEventId: string | undefined,
-  ): Promise<Observable<SseMessage>> {
+    @Req() request: Request,
+    @Res() response: Response,
+  ): Promise<void> {
     const arrivedAt = Date.now();
     const cursor = lastEventId === undefined ? null : parseCursor(lastEventId, 'Last-Event-ID');
-    return this.turns.start(userId, sessionId, body, signal, cursor, arrivedAt);
+    await sendSse(
+      request,
+      response,
+      (signal) => this.turns.start(userId, sessionId, body, signal, cursor, arrivedAt),
+      FOLLOWER_MAX_PENDING_CHARS,
+    );
   }
 
-  @Sse(':client_msg_id/events', { maxPendingDataLength: FOLLOWER_MAX_PENDING_CHARS })
+  @Get(':client_msg_id/events')
   @ApiOperation({
     summary: "Resume a turn's stream after a frame id (api-reference §8a)",
     description:
@@ -107,15 +111,21 @@ export class TurnsController {
     @Param('client_msg_id') clientMsgId: string,
     @Headers('last-event-id') lastEventId: string | undefined,
     @Query('after') after: string | undefined,
-    @SseSignal() signal: AbortSignal,
-  ): Promise<Observable<SseMessage>> {
+    @Req() request: Request,
+    @Res() response: Response,
+  ): Promise<void> {
     const cursor =
       lastEventId !== undefined
         ? parseCursor(lastEventId, 'Last-Event-ID')
         : after !== undefined
           ? parseCursor(after, 'after')
           : 0;
-    return this.turns.events(userId, sessionId, clientMsgId, cursor, signal);
+    await sendSse(
+      request,
+      response,
+      (signal) => this.turns.events(userId, sessionId, clientMsgId, cursor, signal),
+      FOLLOWER_MAX_PENDING_CHARS,
+    );
   }
 
   @Post(':client_msg_id/cancel')

@@ -17,8 +17,7 @@ import type { SessionRow } from '../sessions/sessions.repository.js';
 import { SessionsService } from '../sessions/sessions.service.js';
 import { ActionPlannerService } from './action-planner.service.js';
 import type { TurnRequestDto } from './dto/turn-request.dto.js';
-import type { SseMessage } from './frames.js';
-import { loggedToSse, toSse } from './sse.js';
+import { loggedToSse, type SseEvent, toSse } from './sse.js';
 import { StreamRegistryService } from './stream-registry.service.js';
 import { TurnReplayService } from './turn-replay.service.js';
 import { type LiveTurn, TurnRun } from './turn-run.js';
@@ -78,7 +77,7 @@ export class TurnsService {
     signal: AbortSignal,
     lastEventId: number | null,
     arrivedAt: number,
-  ): Promise<Observable<SseMessage>> {
+  ): Promise<Observable<SseEvent>> {
     if (this.lifecycle.draining) throw ApiError.shuttingDown();
     const session = await this.sessions.owned(userId, sessionId);
     if (request.image?.force === true && this.config.image.models.length === 0) {
@@ -136,7 +135,7 @@ export class TurnsService {
     clientMsgId: string,
     after: number,
     signal: AbortSignal,
-  ): Promise<Observable<SseMessage>> {
+  ): Promise<Observable<SseEvent>> {
     const turn = await this.ownedTurn(userId, sessionId, clientMsgId);
     return this.attach(turn, after, signal);
   }
@@ -181,7 +180,7 @@ export class TurnsService {
     turn: TurnRow,
     after: number,
     signal: AbortSignal,
-  ): Promise<Observable<SseMessage>> {
+  ): Promise<Observable<SseEvent>> {
     const toMessages = loggedToSse(this.config.sseHeartbeatMs);
     if (turn.finishedAt && Date.now() - turn.finishedAt.getTime() > this.config.resumeWindowMs) {
       throw ApiError.resumeExpired();
