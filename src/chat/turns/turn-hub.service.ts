@@ -26,7 +26,7 @@ type ControlOp = (typeof CONTROL_OPS)[number];
 const ENDED_LOGS_BUDGET_CHARS = 128 * 1024 * 1024;
 
 /** A turn running in this process: its producer, its log, and who is attached. */
-class LiveTurnHandle {
+export class LiveTurnHandle {
   private attached = 0;
   private graceTimer: NodeJS.Timeout | null = null;
   subscription: Subscription | null = null;
@@ -58,6 +58,8 @@ class LiveTurnHandle {
       if (this.attached === 0) this.lastLeft();
     };
     signal?.addEventListener('abort', () => state === 'reserved' && leave(), { once: true });
+    // A client that left while the request was still being checked: 'abort' will not fire again.
+    if (signal?.aborted) leave();
     return new Observable<LoggedFrame>((subscriber) => {
       if (state === 'gone') return subscriber.complete();
       state = 'subscribed';
@@ -253,5 +255,3 @@ export class TurnHubService implements OnApplicationBootstrap, OnModuleDestroy {
     this.dropEnded(turnId);
   }
 }
-
-export type { LiveTurnHandle };
