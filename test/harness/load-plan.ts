@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import type { ActionType } from '../../src/contract/vocabulary.js';
 import type { ChatScript, RequestType } from './fake-upstream.js';
 import type { TurnResponse } from './sse-client.js';
 
@@ -13,7 +14,7 @@ export const CHAT_MODELS = ['chat-a', 'chat-b', 'chat-c'];
 export const IMAGE_MODELS = ['img-a', 'img-b'];
 export const COMPOSER = 'composer';
 
-export type Action = 'reply_text' | 'reply_text_image' | 'reply_image';
+export type Action = ActionType;
 /** `text`/`image`: leave while that stage is surely still running upstream; `random`: any frame. */
 export type Leave = 'none' | 'text' | 'image' | 'random';
 
