@@ -67,6 +67,15 @@ const BASELINE_DIST = argument('baseline-dist') ?? null;
  */
 const TIME_TO_IMAGE = { pairs: 10, imageDelayMs: Number(argument('image-delay') ?? '1000') };
 
+/** An Easel system on PGlite with the current build; the rows below say how each differs. */
+const EASEL = {
+  protocol: 'easel',
+  postgres: false,
+  baseline: false,
+  env: {},
+  turn: {},
+} as const;
+
 /**
  * What each system name runs. The Easel variants differ only in environment, build and turn
  * request: `easel` as deployed by default (in-memory PGlite in its own worker thread),
@@ -77,36 +86,12 @@ const TIME_TO_IMAGE = { pairs: 10, imageDelayMs: Number(argument('image-delay') 
 const SYSTEMS = {
   floor: { protocol: 'floor', postgres: false, baseline: false, env: {}, turn: {} },
   peer: { protocol: 'peer', postgres: false, baseline: false, env: {}, turn: {} },
-  easel: {
-    protocol: 'easel',
-    postgres: false,
-    baseline: false,
-    env: { PGLITE_WORKER: '1' },
-    turn: {},
-  },
-  'easel-inline': {
-    protocol: 'easel',
-    postgres: false,
-    baseline: false,
-    env: { PGLITE_WORKER: '0' },
-    turn: {},
-  },
-  'easel-pg': { protocol: 'easel', postgres: true, baseline: false, env: {}, turn: {} },
-  'easel-pg-continue': {
-    protocol: 'easel',
-    postgres: true,
-    baseline: false,
-    env: {},
-    turn: { on_disconnect: 'continue' },
-  },
-  'easel-before': {
-    protocol: 'easel',
-    postgres: false,
-    baseline: true,
-    env: { PGLITE_WORKER: '1' },
-    turn: {},
-  },
-  'easel-pg-before': { protocol: 'easel', postgres: true, baseline: true, env: {}, turn: {} },
+  easel: { ...EASEL, env: { PGLITE_WORKER: '1' } },
+  'easel-inline': { ...EASEL, env: { PGLITE_WORKER: '0' } },
+  'easel-pg': { ...EASEL, postgres: true },
+  'easel-pg-continue': { ...EASEL, postgres: true, turn: { on_disconnect: 'continue' } },
+  'easel-before': { ...EASEL, baseline: true, env: { PGLITE_WORKER: '1' } },
+  'easel-pg-before': { ...EASEL, postgres: true, baseline: true },
 } as const satisfies Record<
   string,
   {
