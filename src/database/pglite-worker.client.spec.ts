@@ -1,4 +1,18 @@
-import { PGliteWorkerClient } from './pglite-worker.client.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { PGliteWorkerClient, WORKER_NICENESS } from './pglite-worker.client.js';
+
+/** The nice value of each thread of this process (Linux: field 19 of its stat). */
+function threadNiceness(): Map<string, number> {
+  const nice = new Map<string, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // Fields after the command name, which may hold spaces, start at field 3.
+    nice.set(tid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+  }
+  return nice;
+}
+
+const onLinux = process.platform === 'linux' ? it : it.skip;
 
 describe('PGliteWorkerClient', () => {
   let client: PGliteWorkerClient;
@@ -14,6 +28,22 @@ describe('PGliteWorkerClient', () => {
 
   const ids = async (): Promise<number[]> =>
     (await client.query<{ id: number }>('SELECT id FROM items ORDER BY id')).rows.map((r) => r.id);
+
+  onLinux(
+    "runs its database thread below the event loop's priority",
+    async () => {
+      const before = threadNiceness();
+      const second = await PGliteWorkerClient.start({ dataDir: undefined });
+      try {
+        const added = [...threadNiceness()].filter(([tid]) => !before.has(tid));
+        expect(added.filter(([, nice]) => nice === WORKER_NICENESS)).toHaveLength(1);
+        expect(threadNiceness().get(String(process.pid))).toBe(0);
+      } finally {
+        await second.close();
+      }
+    },
+    60_000,
+  );
 
   it('runs a statement with parameters and returns rows in either row mode', async () => {
     const bytes = Uint8Array.from([1, 2, 3]);

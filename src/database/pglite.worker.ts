@@ -17,7 +17,17 @@ export function pgliteWorkerMain(): void {
     type Tx = import('@electric-sql/pglite').Transaction;
     const port = parentPort;
     if (!port) return;
-    const { dataDir, startParams } = workerData as PGliteWorkerData;
+    const { dataDir, startParams, niceness } = workerData as PGliteWorkerData;
+    // Below the event loop's priority: when cores are short, the thread that relays frames and
+    // sees clients leave runs first, and statements wait (they are queued work, not latency).
+    // Linux takes a thread id where setpriority wants a process; elsewhere this is skipped.
+    try {
+      const { readlinkSync } = (await import('node:fs')) as typeof import('node:fs');
+      const { setPriority } = (await import('node:os')) as typeof import('node:os');
+      setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), niceness);
+    } catch {
+      // No /proc/thread-self (not Linux) or not permitted: the thread keeps the default priority.
+    }
 
     /** A thrown value as plain data: an Error's own fields (`code`, `detail`…) survive the copy. */
     const failure = (error: unknown): WorkerFailure => {
@@ -117,6 +127,8 @@ export interface PGliteWorkerData {
   readonly pgliteUrl: string;
   /** A folder, or undefined for an in-memory database. */
   readonly dataDir: string | undefined;
+  /** The worker thread's nice value (Linux). */
+  readonly niceness: number;
   readonly startParams: readonly string[] | undefined;
 }
 

@@ -1,4 +1,5 @@
 import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from 'openai';
+import { createHttpTransport } from './http-transport.js';
 import { ProviderError } from './provider-error.js';
 
 export interface OpenAiClientOptions {
@@ -26,6 +27,7 @@ export function createOpenAiClient(options: OpenAiClientOptions): OpenAI {
     adminAPIKey: null,
     webhookSecret: null,
     defaultHeaders: { 'X-Title': 'Easel' },
+    fetch: createHttpTransport(),
   });
 }
 
