@@ -185,6 +185,21 @@ export function makeJpeg(width: number, height: number): Buffer {
   ]);
 }
 
+/** Callbacks per socket for its close: one listener a socket, however many requests reuse it. */
+const socketCloseCallbacks = new WeakMap<Socket, (() => void)[]>();
+
+function onSocketClose(socket: Socket, callback: () => void): void {
+  if (socket.destroyed) return callback();
+  let callbacks = socketCloseCallbacks.get(socket);
+  if (!callbacks) {
+    const list: (() => void)[] = [];
+    socketCloseCallbacks.set(socket, list);
+    socket.once('close', () => list.forEach((run) => run()));
+    callbacks = list;
+  }
+  callbacks.push(callback);
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -759,13 +774,10 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
       }),
       clientAborted: false,
     };
-    const socket = req.socket;
-    const onSocketClose = (): void => {
+    onSocketClose(req.socket, () => {
       record.socketClosedAt = performance.now();
       resolveSocketClosed(record.socketClosedAt);
-    };
-    if (socket.destroyed) onSocketClose();
-    else socket.once('close', onSocketClose);
+    });
     const answer = new Answer(record, res);
     res.once('close', () => {
       record.closedAt = performance.now();
