@@ -9,6 +9,7 @@ import {
   tagOf,
   type UpstreamCall,
 } from './load-plan.js';
+import { createHttpTransport } from '../../src/provider/http-transport.js';
 import { postTurn, type ReceivedFrame, type TurnResponse } from './sse-client.js';
 
 /**
@@ -61,6 +62,12 @@ const send = (message: DriverMessage): void => port.postMessage(message);
 
 /** The fake upstream stamps requests, and sse-client frames, with this thread's clock. */
 const toEpoch = (at: number): number => performance.timeOrigin + at;
+
+/**
+ * The clients' HTTP: the app's own upstream transport (node:http, keep-alive), at a fraction of
+ * Node's fetch's CPU, which this thread shares the machine's cores with the app for.
+ */
+const http = createHttpTransport();
 
 const upstream = await startFakeUpstream();
 const plans = new Map<string, Plan>();
@@ -116,7 +123,7 @@ async function upstreamQuiet(ms: number): Promise<boolean> {
 
 /** `POST /v1/sessions` → the new session id. */
 async function createSession(baseUrl: string, token: string): Promise<string> {
-  const response = await fetch(`${baseUrl}/v1/sessions`, {
+  const response = await http(`${baseUrl}/v1/sessions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: '{}',
@@ -150,6 +157,7 @@ async function runTurn(
   const outcome = { plan, sessionId, token, started };
   try {
     const response = await postTurn(baseUrl, sessionId, token, plan.body, {
+      fetch: http,
       onFrame: (frame, disconnect) => {
         if (leftAt !== null || !leaveOn(frame)) return;
         leftAt = epochNow();

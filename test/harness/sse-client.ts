@@ -1,4 +1,5 @@
 import type { Frame } from '../../src/chat/turns/frames.js';
+import type { Fetch } from '../../src/provider/http-transport.js';
 import { type FrameContract, frameContract } from './frame-contract.js';
 
 export interface ReceivedFrame {
@@ -21,6 +22,8 @@ export interface TurnOptions {
   /** Called for every frame; call `disconnect()` to drop the connection like a client that left. */
   readonly onFrame?: (frame: ReceivedFrame, disconnect: () => void) => void;
   readonly headers?: Record<string, string>;
+  /** The HTTP client; Node's fetch (a browser's) unless told otherwise. */
+  readonly fetch?: Fetch;
 }
 
 function parseBlock(block: string, frames: ReceivedFrame[], comments: string[]): void {
@@ -107,7 +110,8 @@ async function readTurn(
   init: RequestInit,
 ): Promise<TurnResponse> {
   const controller = new AbortController();
-  const response = await fetch(`${baseUrl}${path}`, { ...init, signal: controller.signal });
+  const send = options.fetch ?? fetch;
+  const response = await send(`${baseUrl}${path}`, { ...init, signal: controller.signal });
   const contentType = response.headers.get('content-type') ?? '';
   if (!contentType.startsWith('text/event-stream')) {
     const raw = await response.text();
