@@ -1,3 +1,6 @@
+import { eq, sql } from 'drizzle-orm';
+import { DatabaseClient } from '../src/database/database.client.js';
+import { turns } from '../src/database/schema.js';
 import { FAKE_DEFAULT_CHUNKS } from './harness/fake-upstream.js';
 import { useUpstream, wordChunks } from './harness/app.js';
 import { turnBody, userClient } from './harness/api.js';
@@ -208,6 +211,41 @@ describe('idempotency and replay', () => {
     expect(frameOf(again, 'delta').content).toBe(FAKE_DEFAULT_CHUNKS.join(''));
     expect(frameOf(again, 'done')).toEqual(frameOf(first, 'done'));
     expect(frameOf(again, 'final')).toEqual({ ...frameOf(first, 'final'), replayed: true });
+  });
+
+  it('stores a turn as one row per outcome: no error on success (SQL NULL), the error on failure', async () => {
+    const sessionId = await suite.session();
+    const ok = await suite.turn(sessionId, turnBody('stored well'));
+    suite.upstream.script('m1', { kind: 'cut', chunks: ['Cut', ' here', ' x'], afterChunks: 2 });
+    suite.upstream.script('m2', { kind: 'cut', chunks: ['Cut', ' too', ' x'], afterChunks: 2 });
+    const failed = await suite.turn(sessionId, turnBody('stored badly'));
+    const { db } = suite.app.app.get(DatabaseClient);
+    const rows = await db
+      .select({
+        status: turns.status,
+        errorIsNull: sql<boolean>`${turns.error} IS NULL`,
+        errorCode: sql<string | null>`${turns.error}->>'code'`,
+        messageIds: turns.messageIds,
+        finishedAt: turns.finishedAt,
+      })
+      .from(turns)
+      .where(eq(turns.sessionId, sessionId))
+      .orderBy(turns.createdAt);
+    expect(rows).toEqual([
+      expect.objectContaining({ status: 'completed', errorIsNull: true, errorCode: null }),
+      expect.objectContaining({ status: 'failed', errorIsNull: false }),
+    ]);
+    expect(rows[0].messageIds).toEqual(frameOf(ok, 'final').message_ids);
+    expect(rows[1].errorCode).toBe(frameOf(failed, 'error').code);
+    expect(rows[1].messageIds).toEqual([frameOf(failed, 'meta').message_id]);
+    expect(rows.every((row) => row.finishedAt instanceof Date)).toBe(true);
+    const history = await suite.history(sessionId);
+    expect(history.map((message) => [message.role, message.status])).toEqual([
+      ['assistant', 'failed'],
+      ['user', 'complete'],
+      ['assistant', 'complete'],
+      ['user', 'complete'],
+    ]);
   });
 
   it('replays a failed turn with its partial text and the same error', async () => {

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { and, asc, desc, eq, inArray, ne, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, ne, type SQL, sql } from 'drizzle-orm';
+import type { PgColumn } from 'drizzle-orm/pg-core';
 import { DatabaseClient, type Executor } from '../../database/database.client.js';
 import { newestFirst } from '../../database/paging.js';
 import { placeholderRow } from '../../database/placeholders.js';
@@ -58,6 +59,24 @@ export class MessagesRepository {
    */
   insert(db: Executor, prefix: string) {
     return db.insert(messages).values(placeholderRow(MESSAGE_COLUMNS, prefix));
+  }
+
+  /**
+   * {@link upsert} for a caller that prepares it inside its own statement: the values are the
+   * placeholders `prefix + column`, and a row that exists takes the new ones (`excluded`).
+   */
+  upsertPrepared(db: Executor, prefix: string) {
+    const excluded = (column: PgColumn): SQL => sql`excluded.${sql.identifier(column.name)}`;
+    return this.insert(db, prefix).onConflictDoUpdate({
+      target: messages.id,
+      set: {
+        content: excluded(messages.content),
+        status: excluded(messages.status),
+        model: excluded(messages.model),
+        actionType: excluded(messages.actionType),
+        metadata: excluded(messages.metadata),
+      },
+    });
   }
 
   /** Insert or update of an assistant message as it stands now. */

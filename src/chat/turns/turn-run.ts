@@ -1,7 +1,7 @@
 import type { ActionType, MessageStatus, Usage } from '../../contract/index.js';
 import type { MessageMetadata } from '../../database/schema.js';
 import type { ChatMessage } from '../../provider/llm-provider.js';
-import type { NewMessage } from '../sessions/messages.repository.js';
+import type { MessageValues } from '../sessions/messages.repository.js';
 import type { TurnRequestDto } from './dto/turn-request.dto.js';
 import type { StoredImage } from './frames.js';
 
@@ -65,7 +65,7 @@ export class TurnRun {
   }
 
   /** The message's image; returns the row to store with it. */
-  attachImage(id: string, image: StoredImage): NewMessage {
+  attachImage(id: string, image: StoredImage): MessageValues {
     const draft = this.draft(id);
     draft.metadata = { ...draft.metadata, image };
     return this.row(draft, 'complete');
@@ -114,7 +114,7 @@ export class TurnRun {
   }
 
   /** Rows to store; messages still open get `openStatus` (cancelled or failed). */
-  rows(openStatus: MessageStatus): NewMessage[] {
+  rows(openStatus: MessageStatus): MessageValues[] {
     return [...this.drafts.values()].map((draft) =>
       this.row(draft, draft.open ? openStatus : 'complete'),
     );
@@ -126,12 +126,13 @@ export class TurnRun {
     return draft;
   }
 
-  private row(draft: AssistantDraft, status: MessageStatus): NewMessage {
+  private row(draft: AssistantDraft, status: MessageStatus): MessageValues {
     return {
       id: draft.id,
       sessionId: this.sessionId,
       turnId: this.turnId,
       role: 'assistant',
+      clientMsgId: null,
       content: draft.content,
       actionType: draft.actionType,
       status,

@@ -13,7 +13,7 @@ import {
 import { type AppConfig } from '../../config/app-config.js';
 import { APP_CONFIG } from '../../config/config.module.js';
 import type { TurnError } from '../../database/schema.js';
-import type { NewMessage } from '../sessions/messages.repository.js';
+import type { MessageValues } from '../sessions/messages.repository.js';
 import { errorFrame, finalFrame, type Frame, truncatedFrame } from './frames.js';
 import { StreamRegistryService } from './stream-registry.service.js';
 import { TurnActionsService } from './turn-actions.service.js';
@@ -201,7 +201,7 @@ export class TurnRunnerService implements BeforeApplicationShutdown {
   private async store(
     run: TurnRun,
     status: TurnEnding,
-    rows: NewMessage[],
+    rows: MessageValues[],
     error: TurnError | null,
   ): Promise<boolean> {
     for (let attempt = 1; attempt <= STORE_ATTEMPTS; attempt += 1) {

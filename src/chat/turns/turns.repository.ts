@@ -1,13 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { and, eq, inArray, type Placeholder, type SQL, sql } from 'drizzle-orm';
+import type { PgColumn } from 'drizzle-orm/pg-core';
 import { DatabaseClient } from '../../database/database.client.js';
 import { byPlaceholders, placeholderRow, prefixed } from '../../database/placeholders.js';
 import { turnFrames, turns, type TurnError, type TurnStatus } from '../../database/schema.js';
-import {
-  type MessageValues,
-  MessagesRepository,
-  type NewMessage,
-} from '../sessions/messages.repository.js';
+import { type MessageValues, MessagesRepository } from '../sessions/messages.repository.js';
 import { SessionsRepository } from '../sessions/sessions.repository.js';
 
 export type TurnRow = typeof turns.$inferSelect;
@@ -103,6 +100,18 @@ async function claimingSlot(
 }
 
 /**
+ * A placeholder for an update's set that the column's own encoding applies to (JSON, dates),
+ * except to null, which stays SQL NULL (a jsonb column would store JSON `null`).
+ */
+function encoded(name: string, column: PgColumn): SQL {
+  const encoder = {
+    mapToDriverValue: (value: unknown): unknown =>
+      value === null ? null : column.mapToDriverValue(value),
+  };
+  return sql`${sql.param(sql.placeholder(name), encoder)}`;
+}
+
+/**
  * The `turns` table: idempotency keys, the running/ended status, crash recovery. A turn's
  * begin and end also write its messages: those writes are built by the messages repository and
  * run here inside the turn's own statement.
@@ -117,6 +126,7 @@ export class TurnsRepository {
    */
   private readonly beginQuery;
   private readonly released = new Set<string>();
+  private readonly finishQueries = new Map<number, ReturnType<TurnsRepository['prepareFinish']>>();
 
   constructor(
     private readonly database: DatabaseClient,
@@ -236,25 +246,54 @@ export class TurnsRepository {
   async finish(
     turnId: string,
     status: TurnEnding,
-    assistantMessages: readonly NewMessage[],
+    assistantMessages: readonly MessageValues[],
     error: TurnError | null,
   ): Promise<void> {
-    const { db } = this.database;
-    const upserts = assistantMessages.map((message, index) =>
-      db.$with(`message_${index}`, {}).as(this.messages.upsert(db, message).getSQL()),
+    const values: Record<string, unknown> = {
+      turnId,
+      status,
+      error,
+      messageIds: assistantMessages.map((message) => message.id),
+      finishedAt: new Date(),
+    };
+    assistantMessages.forEach((message, index) =>
+      Object.assign(values, prefixed(`message${index}_`, message)),
     );
     await this.database.write({ kind: 'finish', turnId }, () =>
-      db
-        .with(...upserts)
-        .update(turns)
-        .set({
-          status,
-          error,
-          messageIds: assistantMessages.map((message) => message.id),
-          finishedAt: new Date(),
-        })
-        .where(eq(turns.id, turnId)),
+      this.finishQuery(assistantMessages.length).execute(values),
     );
+  }
+
+  /**
+   * The end of a turn with `count` assistant messages, prepared once per count (like `begin`, it
+   * runs on every turn): the messages' upserts as data-modifying CTEs, then the turn's update.
+   */
+  private finishQuery(count: number): ReturnType<TurnsRepository['prepareFinish']> {
+    let query = this.finishQueries.get(count);
+    if (!query) {
+      query = this.prepareFinish(count);
+      this.finishQueries.set(count, query);
+    }
+    return query;
+  }
+
+  private prepareFinish(count: number) {
+    const { db } = this.database;
+    const upserts = Array.from({ length: count }, (_, index) =>
+      db
+        .$with(`message_${index}`, {})
+        .as(this.messages.upsertPrepared(db, `message${index}_`).getSQL()),
+    );
+    return (count === 0 ? db : db.with(...upserts))
+      .update(turns)
+      .set({
+        status: encoded('status', turns.status),
+        error: encoded('error', turns.error),
+        messageIds: encoded('messageIds', turns.messageIds),
+        finishedAt: encoded('finishedAt', turns.finishedAt),
+      })
+      .where(eq(turns.id, sql.placeholder('turnId')))
+      .prepare(`turn_finish_${count}`);
   }
 
   /**
