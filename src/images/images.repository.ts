@@ -1,9 +1,22 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { eq, inArray } from 'drizzle-orm';
-import { DatabaseClient, type Executor } from '../database/database.client.js';
+import { DatabaseClient } from '../database/database.client.js';
+import { placeholderRow } from '../database/placeholders.js';
 import { images } from '../database/schema.js';
 
 export type NewImage = typeof images.$inferInsert;
+/** The columns a prepared insert of an image writes: all but its creation time. */
+const IMAGE_COLUMNS = ['id', 'sessionId', 'messageId', 'mime', 'width', 'height', 'size'] as const;
+/** An image's row for a prepared insert: every column it writes is given. */
+export type ImageValues = Required<Pick<NewImage, (typeof IMAGE_COLUMNS)[number]>>;
+
+/**
+ * The values of a prepared insert of an image's row: the placeholders `prefix + column`
+ * ({@link prefixed} of an {@link ImageValues}), for a caller that writes it in its own statement.
+ */
+export function imagePlaceholders(prefix: string) {
+  return placeholderRow(IMAGE_COLUMNS, prefix);
+}
 
 /** What serving an image needs besides its bytes. */
 export interface ImageRow {
@@ -16,10 +29,6 @@ export interface ImageRow {
 @Injectable()
 export class ImagesRepository {
   constructor(@Inject(DatabaseClient) private readonly database: DatabaseClient) {}
-
-  insert(db: Executor, image: NewImage) {
-    return db.insert(images).values(image);
-  }
 
   async findById(id: string): Promise<ImageRow | null> {
     const [row] = await this.database.db

@@ -3,10 +3,10 @@ import { and, asc, desc, eq, inArray, ne, type SQL, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import { DatabaseClient, type Executor } from '../../database/database.client.js';
 import { newestFirst } from '../../database/paging.js';
-import { placeholderRow } from '../../database/placeholders.js';
-import { messages } from '../../database/schema.js';
+import { placeholderRow, prefixed } from '../../database/placeholders.js';
+import { images, messages } from '../../database/schema.js';
 import { ImageStore } from '../../images/image-store.js';
-import { ImagesRepository, type NewImage } from '../../images/images.repository.js';
+import { type ImageValues, imagePlaceholders } from '../../images/images.repository.js';
 
 export type MessageRow = typeof messages.$inferSelect;
 export type NewMessage = typeof messages.$inferInsert;
@@ -27,15 +27,20 @@ const MESSAGE_COLUMNS = [
 /** A message for a prepared insert: every column it writes is given (none left to a default). */
 export type MessageValues = Required<Pick<NewMessage, (typeof MESSAGE_COLUMNS)[number]>>;
 
+/** Where a saved image's message and row are named apart in `message_with_image`. */
+const SAVED_MESSAGE = 'message_';
+const SAVED_IMAGE = 'image_';
+
 /** The `messages` table: history reads, and the writes a turn composes into its own statements. */
 @Injectable()
 export class MessagesRepository {
   // Read on every turn, prepared once: building the query is a measurable share of its cost.
   private readonly contextQuery;
+  // Run for every image, prepared once (like a turn's begin and end).
+  private readonly withImageQuery;
 
   constructor(
     private readonly database: DatabaseClient,
-    private readonly images: ImagesRepository,
     private readonly store: ImageStore,
   ) {
     this.contextQuery = database.db
@@ -51,6 +56,13 @@ export class MessagesRepository {
       .orderBy(desc(messages.seq))
       .limit(sql.placeholder('limit'))
       .prepare('turn_context');
+    const { db } = database;
+    const saved = db.$with('saved_message', {}).as(this.upsert(db, SAVED_MESSAGE).getSQL());
+    this.withImageQuery = db
+      .with(saved)
+      .insert(images)
+      .values(imagePlaceholders(SAVED_IMAGE))
+      .prepare('message_with_image');
   }
 
   /**
@@ -62,10 +74,11 @@ export class MessagesRepository {
   }
 
   /**
-   * {@link upsert} for a caller that prepares it inside its own statement: the values are the
-   * placeholders `prefix + column`, and a row that exists takes the new ones (`excluded`).
+   * Insert or update of an assistant message as it stands now, for a caller that prepares it
+   * inside its own statement: the values are the placeholders `prefix + column`, and a row that
+   * exists takes the new ones (`excluded`).
    */
-  upsertPrepared(db: Executor, prefix: string) {
+  upsert(db: Executor, prefix: string) {
     const excluded = (column: PgColumn): SQL => sql`excluded.${sql.identifier(column.name)}`;
     return this.insert(db, prefix).onConflictDoUpdate({
       target: messages.id,
@@ -79,23 +92,6 @@ export class MessagesRepository {
     });
   }
 
-  /** Insert or update of an assistant message as it stands now. */
-  upsert(db: Executor, message: NewMessage) {
-    return db
-      .insert(messages)
-      .values(message)
-      .onConflictDoUpdate({
-        target: messages.id,
-        set: {
-          content: message.content,
-          status: message.status,
-          model: message.model,
-          actionType: message.actionType,
-          metadata: message.metadata,
-        },
-      });
-  }
-
   /** A re-run turn supersedes its earlier partial replies (their images go with them). */
   deleteReplies(db: Executor, turnId: string) {
     return db
@@ -104,15 +100,15 @@ export class MessagesRepository {
   }
 
   /**
-   * Stores an image's bytes, then the assistant message and the image's row in one transaction:
-   * a row never points at bytes that are not durable yet. If the transaction fails, the bytes
-   * stay for the orphan sweep: the commit may have happened with only its answer lost.
+   * Stores an image's bytes, then the assistant message and the image's row in one statement:
+   * a row never points at bytes that are not durable yet. If the statement fails, the bytes
+   * stay for the orphan sweep: it may have committed with only its answer lost.
    */
-  async saveWithImage(message: NewMessage, image: NewImage, bytes: Buffer): Promise<void> {
+  async saveWithImage(message: MessageValues, image: ImageValues, bytes: Buffer): Promise<void> {
     await this.store.put(image.id, bytes);
-    await this.database.db.transaction(async (tx) => {
-      await this.upsert(tx, message);
-      await this.images.insert(tx, image);
+    await this.withImageQuery.execute({
+      ...prefixed(SAVED_MESSAGE, message),
+      ...prefixed(SAVED_IMAGE, image),
     });
   }
 

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { and, eq, type Placeholder, sql } from 'drizzle-orm';
 import { DatabaseClient, type Executor } from '../../database/database.client.js';
 import { newestFirst } from '../../database/paging.js';
-import { byPlaceholders } from '../../database/placeholders.js';
+import { byPlaceholders, placeholderRow } from '../../database/placeholders.js';
 import { sessions } from '../../database/schema.js';
 
 export type SessionRow = typeof sessions.$inferSelect;
@@ -11,6 +11,8 @@ export type SessionRow = typeof sessions.$inferSelect;
 export class SessionsRepository {
   // Prepared once: looked up on every turn, and building the query is a measurable share of it.
   private readonly ownedQuery;
+  // Prepared once: a burst of new clients creates sessions all at once.
+  private readonly createQuery;
 
   constructor(private readonly database: DatabaseClient) {
     this.ownedQuery = database.db
@@ -18,6 +20,11 @@ export class SessionsRepository {
       .from(sessions)
       .where(byPlaceholders({ id: sessions.id, userId: sessions.userId }))
       .prepare('session_owned');
+    this.createQuery = database.db
+      .insert(sessions)
+      .values(placeholderRow(['id', 'userId', 'title', 'systemPrompt']))
+      .returning()
+      .prepare('session_create');
   }
 
   async create(row: {
@@ -26,7 +33,7 @@ export class SessionsRepository {
     title: string | null;
     systemPrompt: string | null;
   }): Promise<SessionRow> {
-    const [created] = await this.database.db.insert(sessions).values(row).returning();
+    const [created] = await this.createQuery.execute(row);
     return created;
   }
 

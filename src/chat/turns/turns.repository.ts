@@ -280,9 +280,7 @@ export class TurnsRepository {
   private prepareFinish(count: number) {
     const { db } = this.database;
     const upserts = Array.from({ length: count }, (_, index) =>
-      db
-        .$with(`message_${index}`, {})
-        .as(this.messages.upsertPrepared(db, `message${index}_`).getSQL()),
+      db.$with(`message_${index}`, {}).as(this.messages.upsert(db, `message${index}_`).getSQL()),
     );
     return (count === 0 ? db : db.with(...upserts))
       .update(turns)
