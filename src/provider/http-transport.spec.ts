@@ -113,6 +113,15 @@ describe('createHttpTransport', () => {
     expect(seen[1].socket.remotePort).toBe(seen[0].socket.remotePort);
   });
 
+  it('waits for a slow answer past the idle-socket time, then closes the idle socket', async () => {
+    fetch = createHttpTransport(50);
+    const { url, seen } = await serve((res) => {
+      setTimeout(() => res.end('late'), 200);
+    });
+    expect(await readAll(await fetch(url))).toEqual(['late']);
+    await seen[0].closed;
+  });
+
   it('closes the socket and rejects when aborted before the answer', async () => {
     const { url, seen } = await serve(() => undefined);
     const abort = new AbortController();

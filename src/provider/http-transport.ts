@@ -32,10 +32,12 @@ function headersOf(response: IncomingMessage): Headers {
  * done, as the SDK's calls here do not need them: redirects, compression (none is asked for),
  * proxies from the environment (Node's fetch does not read them either).
  */
-export function createHttpTransport(): Fetch {
+export function createHttpTransport(idleSocketMs = IDLE_SOCKET_MS): Fetch {
+  // The agents' `timeout` closes sockets idle in their pool; a request waiting on a slow answer
+  // only gets a 'timeout' event nobody acts on (time limits are the caller's signal).
   const agents = {
-    'http:': new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' }),
-    'https:': new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' }),
+    'http:': new HttpAgent({ keepAlive: true, timeout: idleSocketMs, scheduling: 'lifo' }),
+    'https:': new HttpsAgent({ keepAlive: true, timeout: idleSocketMs, scheduling: 'lifo' }),
   };
   return (input, init = {}) =>
     new Promise<Response>((resolve, reject) => {
