@@ -26,3 +26,16 @@ export function placeholderRow<K extends string>(
 export function prefixed(prefix: string, row: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(row).map(([key, value]) => [prefix + key, value]));
 }
+
+/**
+ * A placeholder for an update's set, encoded as `column` encodes its values (JSON, dates; an
+ * update's set takes no bare placeholder), except null, which stays SQL NULL (a jsonb column
+ * would otherwise store JSON `null`).
+ */
+export function encodedPlaceholder(placeholder: Placeholder, column: PgColumn): SQL {
+  const encoder = {
+    mapToDriverValue: (value: unknown): unknown =>
+      value === null ? null : column.mapToDriverValue(value),
+  };
+  return sql`${sql.param(placeholder, encoder)}`;
+}

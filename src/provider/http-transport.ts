@@ -46,10 +46,8 @@ export function createHttpTransport(idleSocketMs = IDLE_SOCKET_MS): Fetch {
       if (url.protocol !== 'http:' && url.protocol !== 'https:') {
         return reject(new TypeError(`Unsupported protocol ${url.protocol}`));
       }
-      if (body !== undefined && body !== null && typeof body !== 'string') {
-        if (!(body instanceof Uint8Array)) {
-          return reject(new TypeError('Only string and byte request bodies are supported'));
-        }
+      if (body != null && typeof body !== 'string' && !(body instanceof Uint8Array)) {
+        return reject(new TypeError('Only string and byte request bodies are supported'));
       }
       if (signal?.aborted) return reject(abortReason(signal));
       const headers: Record<string, string> = {};

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { and, eq, type Placeholder, sql } from 'drizzle-orm';
+import { and, eq, type Placeholder } from 'drizzle-orm';
 import { DatabaseClient, type Executor } from '../../database/database.client.js';
 import { newestFirst } from '../../database/paging.js';
-import { byPlaceholders, placeholderRow } from '../../database/placeholders.js';
+import { byPlaceholders, encodedPlaceholder, placeholderRow } from '../../database/placeholders.js';
 import { sessions } from '../../database/schema.js';
 
 export type SessionRow = typeof sessions.$inferSelect;
@@ -56,7 +56,7 @@ export class SessionsRepository {
   touch(db: Executor, id: Placeholder, at: Placeholder) {
     return db
       .update(sessions)
-      .set({ updatedAt: sql`${sql.param(at, sessions.updatedAt)}` })
+      .set({ updatedAt: encodedPlaceholder(at, sessions.updatedAt) })
       .where(eq(sessions.id, id));
   }
 

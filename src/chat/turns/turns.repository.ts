@@ -1,8 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { and, eq, inArray, type Placeholder, type SQL, sql } from 'drizzle-orm';
-import type { PgColumn } from 'drizzle-orm/pg-core';
 import { DatabaseClient } from '../../database/database.client.js';
-import { byPlaceholders, placeholderRow, prefixed } from '../../database/placeholders.js';
+import {
+  byPlaceholders,
+  encodedPlaceholder,
+  placeholderRow,
+  prefixed,
+} from '../../database/placeholders.js';
 import { turnFrames, turns, type TurnError, type TurnStatus } from '../../database/schema.js';
 import { type MessageValues, MessagesRepository } from '../sessions/messages.repository.js';
 import { SessionsRepository } from '../sessions/sessions.repository.js';
@@ -97,18 +101,6 @@ async function claimingSlot(
       throw error;
     }
   }
-}
-
-/**
- * A placeholder for an update's set that the column's own encoding applies to (JSON, dates),
- * except to null, which stays SQL NULL (a jsonb column would store JSON `null`).
- */
-function encoded(name: string, column: PgColumn): SQL {
-  const encoder = {
-    mapToDriverValue: (value: unknown): unknown =>
-      value === null ? null : column.mapToDriverValue(value),
-  };
-  return sql`${sql.param(sql.placeholder(name), encoder)}`;
 }
 
 /**
@@ -285,10 +277,10 @@ export class TurnsRepository {
     return (count === 0 ? db : db.with(...upserts))
       .update(turns)
       .set({
-        status: encoded('status', turns.status),
-        error: encoded('error', turns.error),
-        messageIds: encoded('messageIds', turns.messageIds),
-        finishedAt: encoded('finishedAt', turns.finishedAt),
+        status: encodedPlaceholder(sql.placeholder('status'), turns.status),
+        error: encodedPlaceholder(sql.placeholder('error'), turns.error),
+        messageIds: encodedPlaceholder(sql.placeholder('messageIds'), turns.messageIds),
+        finishedAt: encodedPlaceholder(sql.placeholder('finishedAt'), turns.finishedAt),
       })
       .where(eq(turns.id, sql.placeholder('turnId')))
       .prepare(`turn_finish_${count}`);
