@@ -259,6 +259,52 @@ describe('storage failures (issue 12, item 1) and the deadline (item 8)', () => 
   }, 20_000);
 });
 
+describe('turn starts beyond TURN_START_CONCURRENCY (item 8) wait their turn', () => {
+  const DEADLINE_MS = 1500;
+  const gated = useUpstream({
+    CHAT_MODELS: 'chat',
+    TURN_START_CONCURRENCY: '1',
+    TURN_TIMEOUT_MS: String(DEADLINE_MS),
+  });
+  const database = (): DatabaseClient => gated.app.app.get(DatabaseClient);
+
+  it('with one start slot, a second turn starts once the first has (in arrival order)', async () => {
+    gated.upstream.script('chat', { kind: 'stream', chunks: ['first'] });
+    gated.upstream.script('chat', { kind: 'stream', chunks: ['second'] });
+    const [one, two] = await Promise.all([gated.session(), gated.session()]);
+    // The first turn's first row waits 600 ms; the second's write alone would not.
+    database().injectFaults({ delayWrites: 1, delayMs: 600 });
+    const first = gated.turn(one, turnBody('one'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const sentAt = performance.now();
+    const second = await gated.turn(two, turnBody('two'));
+    const firstDone = await first;
+    expect([types(firstDone).at(-1), types(second).at(-1)]).toEqual(['final', 'final']);
+    const metaAt = (response: typeof second): number =>
+      response.frames.find((frame) => frame.data.type === 'meta')?.at ?? Infinity;
+    expect(metaAt(second)).toBeGreaterThan(metaAt(firstDone));
+    expect(metaAt(second) - sentAt).toBeGreaterThanOrEqual(450);
+  });
+
+  it('a turn still queued at its deadline gets the pre-stream 503 then, and writes nothing', async () => {
+    const [one, two] = await Promise.all([gated.session(), gated.session()]);
+    // The first start holds the slot past both deadlines.
+    database().injectFaults({ delayWrites: 1, delayMs: DEADLINE_MS + 1500 });
+    const first = gated.turn(one, turnBody('one'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const sentAt = performance.now();
+    const queuedBody = turnBody('two');
+    const queued = await gated.turn(two, queuedBody);
+    const waitedMs = performance.now() - sentAt;
+    expect([queued.status, queued.json?.code]).toEqual([503, 'unavailable']);
+    // At its own deadline, not after the first start gave the slot back.
+    expect(waitedMs).toBeLessThan(DEADLINE_MS + 1000);
+    const stored = await gated.events(two, String(queuedBody.client_msg_id));
+    expect([stored.status, stored.json?.code]).toEqual([404, 'turn_not_found']);
+    expect((await first).status).toBe(503);
+  }, 10_000);
+});
+
 describe('the stream cap under a burst', () => {
   const RACERS = 100;
   const burst = useUpstream({

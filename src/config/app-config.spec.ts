@@ -16,6 +16,7 @@ describe('loadConfig', () => {
     expect(config.turnTimeoutMs).toBe(120_000);
     expect(config.sseHeartbeatMs).toBe(15_000);
     expect(config.maxStreamsPerUser).toBe(3);
+    expect(config.turnStartConcurrency).toBe(8);
     expect(config.image.inline).toBe(true);
     expect(config.image.models.length).toBeGreaterThan(1);
     expect(config.publicBaseUrl).toBe('http://localhost:3000');
@@ -121,6 +122,7 @@ describe('loadConfig', () => {
     [{ PORT: 'abc' }, 'PORT must be a whole number, got "abc"'],
     [{ PORT: '70000' }, 'PORT must be between 0 and 65535, got 70000'],
     [{ MAX_STREAMS_PER_USER: '0' }, 'MAX_STREAMS_PER_USER must be between 1 and 1000, got 0'],
+    [{ TURN_START_CONCURRENCY: '0' }, 'TURN_START_CONCURRENCY must be between 1 and 1000, got 0'],
     [{ IMAGE_INLINE: 'maybe' }, 'IMAGE_INLINE must be true or false, got "maybe"'],
     [
       { LLM_BASE_URL: 'not a url', LLM_API_KEY: 'k' },

@@ -69,6 +69,8 @@ export interface AppConfig {
     readonly keepAliveTimeoutMs: number;
   };
   readonly maxStreamsPerUser: number;
+  /** Turns of this instance in their start (checks and first rows) at once; the rest queue. */
+  readonly turnStartConcurrency: number;
   /** How many earlier messages of the session go to the model as context. */
   readonly historyMessages: number;
   readonly shutdownGraceMs: number;
@@ -321,6 +323,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     sseHeartbeatMs: integer(env, 'SSE_HEARTBEAT_MS', 15_000, 10, 600_000),
     http: httpTimeouts(env),
     maxStreamsPerUser: integer(env, 'MAX_STREAMS_PER_USER', 3, 1, 1000),
+    turnStartConcurrency: integer(env, 'TURN_START_CONCURRENCY', 8, 1, 1000),
     historyMessages: integer(env, 'HISTORY_MESSAGES', 20, 0, 200),
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     logLevel: logLevel(env),

@@ -13,6 +13,7 @@ import { RemoteFollowerService } from './remote-follower.service.js';
 import { ReplyStreamService } from './reply-stream.service.js';
 import { StreamRegistryService } from './stream-registry.service.js';
 import { TurnActionsService } from './turn-actions.service.js';
+import { TurnAdmissionService } from './turn-admission.service.js';
 import { TurnFramesRepository } from './turn-frames.repository.js';
 import { TurnHubService } from './turn-hub.service.js';
 import { TurnReplayService } from './turn-replay.service.js';
@@ -41,6 +42,7 @@ import { TurnsService } from './turns.service.js';
     ReplyStreamService,
     StreamRegistryService,
     TurnActionsService,
+    TurnAdmissionService,
     TurnFramesRepository,
     TurnHubService,
     TurnReplayService,

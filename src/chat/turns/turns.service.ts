@@ -30,6 +30,7 @@ import {
 } from './turns.repository.js';
 import { RemoteFollowerService } from './remote-follower.service.js';
 import { TurnFramesRepository } from './turn-frames.repository.js';
+import { TurnAdmissionService } from './turn-admission.service.js';
 import { TurnHubService } from './turn-hub.service.js';
 import { countTurn } from './turn-metrics.js';
 import { DatabaseClient } from '../../database/database.client.js';
@@ -62,6 +63,7 @@ export class TurnsService {
     private readonly frames: TurnFramesRepository,
     private readonly database: DatabaseClient,
     private readonly metrics: MetricsService,
+    private readonly admission: TurnAdmissionService,
   ) {}
 
   /**
@@ -69,6 +71,7 @@ export class TurnsService {
    * aborts when the connection ends; if that happens before the stream is subscribed, the
    * attachment is given back (a `cancel` turn with nobody left is then torn down). With
    * `lastEventId` (the reconnect of api-reference §8a) an existing turn is attached to instead of refused.
+   * It first waits for a start slot (TurnAdmissionService), within the turn's deadline.
    */
   async start(
     userId: string,
@@ -79,6 +82,25 @@ export class TurnsService {
     arrivedAt: number,
   ): Promise<Observable<SseEvent>> {
     if (this.lifecycle.draining) throw ApiError.shuttingDown();
+    // The deadline runs from the request's arrival: waits before the stream count against it.
+    const deadlineAt = arrivedAt + this.config.turnTimeoutMs;
+    const slot = await this.admission.enter(deadlineAt, signal);
+    try {
+      return await this.open(userId, sessionId, request, signal, lastEventId, deadlineAt);
+    } finally {
+      slot();
+    }
+  }
+
+  /** `start` once admitted: the checks, the first rows, and the stream handed over. */
+  private async open(
+    userId: string,
+    sessionId: string,
+    request: TurnRequestDto,
+    signal: AbortSignal,
+    lastEventId: number | null,
+    deadlineAt: number,
+  ): Promise<Observable<SseEvent>> {
     const session = await this.sessions.owned(userId, sessionId);
     if (request.image?.force === true && this.config.image.models.length === 0) {
       throw ApiError.imageDisabled();
@@ -99,8 +121,6 @@ export class TurnsService {
       }
     }
 
-    // The deadline runs from the request's arrival: waits before the stream count against it.
-    const deadlineAt = arrivedAt + this.config.turnTimeoutMs;
     if (Date.now() >= deadlineAt) throw ApiError.cannotStartInTime();
     const release = this.registry.acquire(userId, this.config.maxStreamsPerUser);
     if (!release) throw ApiError.tooManyStreams(this.config.maxStreamsPerUser);
