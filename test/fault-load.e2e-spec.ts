@@ -10,6 +10,7 @@ import { TurnsRepository } from '../src/chat/turns/turns.repository.js';
 import { DatabaseClient } from '../src/database/database.client.js';
 import { images, messages, turns } from '../src/database/schema.js';
 import { startApp, type TestApp } from './harness/app.js';
+import { allCores, placeThread } from './harness/cpu-placement.js';
 import { type LoadGenerator, startLoadGenerator } from './harness/load-generator.js';
 import {
   type Action,
@@ -37,7 +38,10 @@ import { eventually } from './harness/sse-client.js';
  * source keyed by the turn, so a failing run can be repeated with the same LOAD_SEED.
  *
  * The load (clients and fake upstream) runs in a worker thread: this thread is the app's alone,
- * and its internals and stored rows stay at hand for the checks.
+ * and its internals and stored rows stay at hand for the checks. Where the machine allows, the
+ * load's thread runs on the last core and this one on the first (cpu-placement.ts), as an app
+ * and a load generator on machines of their own would not compete; the app's other threads
+ * (its database's, V8's) run anywhere.
  */
 
 function intEnv(name: string, fallback: number): number {
@@ -111,6 +115,8 @@ function percentile(values: number[], p: number): number {
 
 let load: LoadGenerator;
 let app: TestApp;
+/** The core of the app's event loop (this thread), or null if it shares them all. */
+let appCore: number | null = null;
 
 beforeAll(async () => {
   load = await startLoadGenerator();
@@ -124,9 +130,13 @@ beforeAll(async () => {
     IMAGE_ATTEMPT_TIMEOUT_MS: String(IMAGE_ATTEMPT_TIMEOUT_MS),
     SSE_HEARTBEAT_MS: '250',
   });
+  // With the load on the last core, the app's event loop gets the first to itself; placed after
+  // the app started, so the threads it starts (its database's) keep every core.
+  if (load.core !== null && placeThread(process.pid, '0')) appCore = 0;
 }, 60_000);
 
 afterAll(async () => {
+  if (appCore !== null) placeThread(process.pid, allCores());
   await app?.close();
   await load?.close();
 });
@@ -363,6 +373,9 @@ async function runLoad(
     // The load generator's thread: a late client measures its turn late.
     driverEventLoopDelayP99Ms: driverLag.eventLoopDelayP99Ms,
     driverEventLoopDelayMaxMs: driverLag.eventLoopDelayMaxMs,
+    // Where the app's event loop and the load generator ran (null: on every core).
+    appCore,
+    loadCore: load.core,
     benignTimeouts,
     abortLatencyP99Ms: Math.round(percentile(abortLatencies, 99)),
     abortLatencyMaxMs: Math.round(Math.max(0, ...abortLatencies)),

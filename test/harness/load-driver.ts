@@ -1,3 +1,4 @@
+import { readlinkSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
 import { type ChatScript, type RecordedRequest, startFakeUpstream } from './fake-upstream.js';
@@ -52,13 +53,22 @@ export type DriverRequest = {
 }[keyof LoadDriver];
 
 export type DriverMessage =
-  | { type: 'ready'; upstreamUrl: string }
+  | { type: 'ready'; upstreamUrl: string; threadId: number | null }
   | { type: 'result'; id: number; value: unknown }
   | { type: 'failed'; id: number; error: string };
 
 const port = parentPort;
 if (!port) throw new Error('load-driver runs in a worker thread (see load-generator.ts)');
 const send = (message: DriverMessage): void => port.postMessage(message);
+
+/** This thread's id for the kernel (Linux), which CPU placement takes; null elsewhere. */
+function linuxThreadId(): number | null {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').pop());
+  } catch {
+    return null;
+  }
+}
 
 /** The fake upstream stamps requests, and sse-client frames, with this thread's clock. */
 const toEpoch = (at: number): number => performance.timeOrigin + at;
@@ -212,4 +222,4 @@ port.on('message', (request: DriverRequest) => {
       }),
   );
 });
-send({ type: 'ready', upstreamUrl: upstream.baseUrl });
+send({ type: 'ready', upstreamUrl: upstream.baseUrl, threadId: linuxThreadId() });

@@ -3,12 +3,21 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { lastCore, placeThread } from './cpu-placement.js';
 import type { DriverMessage, DriverRequest, LoadDriver } from './load-driver.js';
 
 /** The load driver (load-driver.ts) in a worker thread, called from the test's thread. */
 export interface LoadGenerator extends LoadDriver {
   /** The fake upstream's base URL (the app's LLM_BASE_URL). */
   readonly upstreamUrl: string;
+  /** The core the load runs on, or null if it was not placed (it shares them all). */
+  readonly core: number | null;
+}
+
+/** The load's thread on the machine's last core, alone of this process's threads (cpu-placement.ts). */
+function pinToLastCore(threadId: number | null): number | null {
+  const core = lastCore();
+  return core !== null && placeThread(threadId, String(core)) ? core : null;
 }
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
@@ -24,6 +33,7 @@ export async function startLoadGenerator(): Promise<LoadGenerator> {
   const dir = await mkdtemp(CACHE);
   let worker: Worker;
   let upstreamUrl: string;
+  let threadId: number | null;
   const pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
   const failAll = (error: Error): void => {
     for (const call of pending.values()) call.reject(error);
@@ -42,12 +52,12 @@ export async function startLoadGenerator(): Promise<LoadGenerator> {
       logLevel: 'warning',
     });
     worker = new Worker(file);
-    upstreamUrl = await new Promise<string>((resolve, reject) => {
+    [upstreamUrl, threadId] = await new Promise<[string, number | null]>((resolve, reject) => {
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new Error(`load driver exited (${code}) at start`)));
       worker.on('message', (message: DriverMessage) => {
         if (message.type === 'ready') {
-          resolve(message.upstreamUrl);
+          resolve([message.upstreamUrl, message.threadId]);
           return;
         }
         const call = pending.get(message.id);
@@ -76,6 +86,7 @@ export async function startLoadGenerator(): Promise<LoadGenerator> {
 
   return {
     upstreamUrl,
+    core: pinToLastCore(threadId),
     run: (...args) => call('run', ...args),
     upstreamCallCount: () => call('upstreamCallCount'),
     upstreamCalls: (...args) => call('upstreamCalls', ...args),
