@@ -268,15 +268,23 @@ describe('turn starts beyond TURN_START_CONCURRENCY (item 8) wait their turn', (
   });
   const database = (): DatabaseClient => gated.app.app.get(DatabaseClient);
 
+  /**
+   * A first turn whose first row waits `delayMs`, holding the one start slot meanwhile; 50 ms
+   * later, a second session to send the next turn on, and the time it is sent.
+   */
+  async function behindASlowStart(delayMs: number) {
+    const [one, two] = await Promise.all([gated.session(), gated.session()]);
+    database().injectFaults({ delayWrites: 1, delayMs });
+    const first = gated.turn(one, turnBody('one'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return { first, two, sentAt: performance.now() };
+  }
+
   it('with one start slot, a second turn starts once the first has (in arrival order)', async () => {
     gated.upstream.script('chat', { kind: 'stream', chunks: ['first'] });
     gated.upstream.script('chat', { kind: 'stream', chunks: ['second'] });
-    const [one, two] = await Promise.all([gated.session(), gated.session()]);
     // The first turn's first row waits 600 ms; the second's write alone would not.
-    database().injectFaults({ delayWrites: 1, delayMs: 600 });
-    const first = gated.turn(one, turnBody('one'));
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const sentAt = performance.now();
+    const { first, two, sentAt } = await behindASlowStart(600);
     const second = await gated.turn(two, turnBody('two'));
     const firstDone = await first;
     expect([types(firstDone).at(-1), types(second).at(-1)]).toEqual(['final', 'final']);
@@ -287,12 +295,8 @@ describe('turn starts beyond TURN_START_CONCURRENCY (item 8) wait their turn', (
   });
 
   it('a turn still queued at its deadline gets the pre-stream 503 then, and writes nothing', async () => {
-    const [one, two] = await Promise.all([gated.session(), gated.session()]);
     // The first start holds the slot past both deadlines.
-    database().injectFaults({ delayWrites: 1, delayMs: DEADLINE_MS + 1500 });
-    const first = gated.turn(one, turnBody('one'));
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const sentAt = performance.now();
+    const { first, two, sentAt } = await behindASlowStart(DEADLINE_MS + 1500);
     const queuedBody = turnBody('two');
     const queued = await gated.turn(two, queuedBody);
     const waitedMs = performance.now() - sentAt;
